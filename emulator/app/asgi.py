@@ -1,0 +1,55 @@
+"""The ASGI application: routing, the request id on every answer, and errors in the API's envelope."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from emulator.app.admin import admin
+from emulator.app.errors import error_response
+from emulator.app.messages import create_message
+from emulator.errors import ERROR_TYPE_BY_STATUS, APIError, InvalidRequestError
+from emulator.runtime import Runtime
+
+log = logging.getLogger("emulator.app")
+
+Handler = Callable[[Request, Runtime, str], Awaitable[Response]]
+
+
+def _endpoint(handler: Handler, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        request_id = runtime.services.ids.request()
+        try:
+            return await handler(request, runtime, request_id)
+        except APIError as error:
+            return error_response(error, request_id)
+        except RecursionError:
+            return error_response(InvalidRequestError("Request body is nested too deeply"), request_id)
+        except Exception:
+            # A bug of ours still answers in the envelope (never a bare traceback), and is logged.
+            log.exception("internal error while handling %s %s", request.method, request.url.path)
+            return error_response(APIError("Internal server error"), request_id)
+
+    return endpoint
+
+
+def build_app(runtime: Runtime) -> Starlette:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = {404: "Not found", 405: "Method not allowed"}.get(status, "Request failed")
+        if status in (404, 405):
+            message = f"{message}: {request.method} {request.url.path}"
+        error = APIError(message, status=status, error_type=ERROR_TYPE_BY_STATUS.get(status, "api_error"))
+        return error_response(error, runtime.services.ids.request())
+
+    routes = [
+        Route("/v1/messages", _endpoint(create_message, runtime), methods=["POST"]),
+        Route("/_emulator/{action:str}", _endpoint(admin, runtime), methods=["GET", "POST", "DELETE"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

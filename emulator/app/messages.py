@@ -1,0 +1,77 @@
+"""`POST /v1/messages`: validate, prepare the turn, then answer with JSON or an SSE stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from emulator.app.auth import check_auth
+from emulator.app.body import read_json
+from emulator.app.errors import json_response
+from emulator.app.streaming import sse_stream
+from emulator.engine.betas import parse_betas
+from emulator.engine.faults import FaultContext, body_text, http_error_parts
+from emulator.engine.turn import complete_turn, prepare_turn, run_turn
+from emulator.errors import APIError
+from emulator.runtime import Runtime
+from emulator.state.journal import JournalEntry, redact_headers
+from emulator.wire.validation import validate_request
+
+
+def journal_entry(request: Request, request_id: str, body: Any) -> JournalEntry:
+    return JournalEntry(
+        request_id=request_id,
+        method=request.method,
+        path=request.url.path,
+        query=request.url.query,
+        headers=redact_headers(dict(request.headers)),
+        body=body,
+    )
+
+
+async def apply_request_faults(runtime: Runtime, context: FaultContext) -> None:
+    """Injected stalls and HTTP errors fire here, before the request is handled."""
+    faults = runtime.services.faults
+    stall = faults.take("stall", context)
+    if stall is not None and not stall.between_events:
+        await anyio.sleep(stall.delay_s)
+    failure = faults.take("http_error", context)
+    if failure is not None:
+        status, error_type, message, headers = http_error_parts(failure)
+        raise APIError(message, status=status, error_type=error_type, headers=headers)
+
+
+async def create_message(request: Request, runtime: Runtime, request_id: str) -> Response:
+    check_auth(request.headers, runtime.config.api_key)
+    body = await read_json(request, runtime.config.max_body_bytes)
+    entry = runtime.journal.add(journal_entry(request, request_id, body))
+    context = FaultContext(
+        request_number=runtime.next_request_number(), endpoint=request.url.path, body_text=body_text(body)
+    )
+    try:
+        await apply_request_faults(runtime, context)
+        validate_request(body)
+        betas = parse_betas(request.headers.getlist("anthropic-beta"))
+        services = runtime.services
+        prepared = await anyio.to_thread.run_sync(prepare_turn, body, betas, services, context)
+    except APIError as error:
+        entry.status = error.status
+        raise
+    if body.get("stream") is True:
+        entry.stream = True
+        entry.status = 200
+        stream = sse_stream(run_turn(prepared, services), services, context, runtime.config.streaming)
+        return StreamingResponse(
+            stream,
+            media_type="text/event-stream",
+            headers={"request-id": request_id, "cache-control": "no-cache"},
+        )
+    message = await anyio.to_thread.run_sync(complete_turn, prepared, services)
+    payload = message.to_wire()
+    entry.status = 200
+    entry.response = payload
+    return json_response(payload, request_id=request_id)

@@ -1,0 +1,91 @@
+"""Turning the engine's turn events into SSE bytes, advancing the (blocking) turn in a worker thread.
+
+Stream faults fire here, where the response is written: stalls between events, an `error` event after N
+events (the HTTP status is already 200), or a connection cut after N events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import anyio.to_thread
+
+from emulator.engine.faults import FaultContext
+from emulator.engine.turn import BlockReady, EngineServices, TurnEvent, TurnFinished, TurnStarted
+from emulator.errors import APIError
+from emulator.wire import sse
+
+log = logging.getLogger("emulator.app")
+
+
+class DroppedConnection(Exception):
+    """Raised inside the response body to make the server cut the connection (an injected fault)."""
+
+
+def _next_event(events: Iterator[TurnEvent]) -> TurnEvent | None:
+    return next(events, None)
+
+
+async def _event_chunks(
+    events: Iterator[TurnEvent], services: EngineServices, settings: sse.Fragmentation
+) -> AsyncIterator[bytes]:
+    fragmenter = sse.Fragmenter(settings)
+    fidelity = services.fidelity
+    while True:
+        # Each step may run a command for seconds; only a worker thread waits, the event loop stays free.
+        event = await anyio.to_thread.run_sync(_next_event, events)
+        if event is None:
+            return
+        if isinstance(event, TurnStarted):
+            yield sse.start_event(
+                model=event.model,
+                message_id=event.message_id,
+                input_tokens=event.input_tokens,
+                stop_details=fidelity.stop_details,
+                inference_geo=fidelity.inference_geo,
+            )
+            yield sse.encode_ping()
+        elif isinstance(event, BlockReady):
+            for chunk in sse.block_events(event.index, event.block.to_wire(), fragmenter):
+                yield chunk
+        elif isinstance(event, TurnFinished):
+            for chunk in sse.end_events(event.message.to_wire()):
+                yield chunk
+
+
+async def sse_stream(
+    events: Iterator[TurnEvent], services: EngineServices, context: FaultContext, settings: sse.Fragmentation
+) -> AsyncIterator[bytes]:
+    faults = services.faults
+    stall = faults.take("stall", context)
+    failure = faults.take("stream_error", context)
+    drop = faults.take("stream_drop", context)
+    sent = 0
+    try:
+        async for chunk in _event_chunks(events, services, settings):
+            if stall is not None and stall.between_events:
+                await anyio.sleep(stall.delay_s)
+            if failure is not None and sent >= failure.after_events:
+                yield sse.error_event(
+                    failure.error_type or "overloaded_error", failure.message or "Overloaded"
+                )
+                return
+            if drop is not None and sent >= drop.after_events:
+                raise DroppedConnection(f"injected: connection dropped after {sent} events")
+            yield chunk
+            sent += 1
+            if settings.ping_every and sent % settings.ping_every == 0:
+                yield sse.encode_ping()
+    except (DroppedConnection, anyio.get_cancelled_exc_class()):
+        raise
+    except APIError as error:
+        yield sse.error_event(error.error_type, error.message)
+    except Exception:
+        log.exception("internal error while streaming")
+        yield sse.error_event("api_error", "Internal server error")
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()

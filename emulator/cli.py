@@ -1,0 +1,131 @@
+"""The `code-execution-emulator` command: `serve` and `doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from emulator.config import FIDELITY_PROFILES, EmulatorConfig
+from emulator.sandbox.base import IsolationReport
+
+
+def _add_emulator_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="local", help="sandbox backend (default: local)")
+    parser.add_argument(
+        "--isolation", default="auto", choices=["auto", "bwrap", "none"], help="local backend isolation"
+    )
+    parser.add_argument("--state-dir", type=Path, default=None, help="keep containers' files here")
+    parser.add_argument("--timeout", type=float, default=None, help="per tool call time limit in seconds")
+
+
+def _config(args: argparse.Namespace) -> EmulatorConfig:
+    config = EmulatorConfig(backend=args.backend, isolation=args.isolation, state_dir=args.state_dir)
+    if args.timeout is not None:
+        config = config.with_overrides(limits={"timeout_s": args.timeout})
+    return config
+
+
+def print_report(report: IsolationReport, out: object = None) -> None:
+    stream = out or sys.stdout
+    print(f"backend: {report.backend}", file=stream)  # type: ignore[arg-type]
+    for check in report.checks:
+        mark = "yes" if check.in_effect else "NO "
+        detail = f"  ({check.detail})" if check.detail else ""
+        print(f"  [{mark}] {check.name}{detail}", file=stream)  # type: ignore[arg-type]
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=stream)  # type: ignore[arg-type]
+
+
+def _ignore_signal(signum: int, frame: FrameType | None) -> None:
+    del signum, frame
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from emulator.service import Emulator, bind_socket
+
+    config = _config(args).with_overrides(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        strict_betas=args.strict_betas,
+        strict_models=args.strict_models,
+        fidelity=args.fidelity,
+    )
+    with Emulator(config) as emulator:
+        report = emulator.isolation()
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
+        sock = bind_socket(config.host, config.port)
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        print(f"code-execution-emulator listening on http://{shown}:{port}", flush=True)
+        print(f"  sandbox backend: {report.backend}; state: {emulator.state_dir}", flush=True)
+        print("  point the SDK at it: anthropic.Anthropic(base_url=..., api_key='any')", flush=True)
+        server = uvicorn.Server(uvicorn.Config(emulator.app, log_level=args.log_level, lifespan="off"))
+        # uvicorn stops on SIGINT/SIGTERM, then re-raises the signal to the handlers it found installed. Ours
+        # swallow it so that `with` still closes the sandboxes and the process exits 0.
+        previous = {sig: signal.signal(sig, _ignore_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            server.run(sockets=[sock])
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            sock.close()
+    print("code-execution-emulator stopped", flush=True)
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from emulator.sandbox import make_backend
+
+    config = _config(args)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="code-execution-emulator-doctor-") as scratch:
+        backend = make_backend(
+            config.backend,
+            state_dir=config.state_dir or Path(scratch),
+            limits=config.limits,
+            isolation=config.isolation,
+        )
+        try:
+            report = backend.report()
+            print_report(report)
+            box = backend.open("container_doctor")
+            result = box.run_command("echo ok")
+            healthy = result.return_code == 0 and result.stdout.strip() == "ok"
+            print(f"sandbox round trip: {'ok' if healthy else 'FAILED'} ({result.duration_s * 1000:.1f} ms)")
+            box.destroy()
+        finally:
+            backend.close()
+    return 0 if healthy else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="code-execution-emulator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve the fake Messages API on localhost")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (default 8080)")
+    serve_parser.add_argument("--api-key", default=None, help="accept only this key (default: any key)")
+    serve_parser.add_argument("--strict-betas", action="store_true", help="enforce documented beta headers")
+    serve_parser.add_argument("--strict-models", action="store_true", help="404 for unknown model names")
+    serve_parser.add_argument("--fidelity", default="2026", choices=sorted(FIDELITY_PROFILES))
+    serve_parser.add_argument("--log-level", default="warning")
+    _add_emulator_options(serve_parser)
+    serve_parser.set_defaults(handler=serve)
+    doctor_parser = commands.add_parser("doctor", help="report what the sandbox backend enforces here")
+    _add_emulator_options(doctor_parser)
+    doctor_parser.set_defaults(handler=doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))

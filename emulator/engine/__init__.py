@@ -1,0 +1,1 @@
+"""The turn loop and tool semantics: from a validated request to content blocks."""

@@ -1,0 +1,1 @@
+"""Who decides the assistant's steps: scripts queued by tests, or the built-in fenced-block model."""

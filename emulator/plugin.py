@@ -1,0 +1,93 @@
+"""pytest plugin: options, markers and fixtures wiring pytest to `emulator.Emulator` (and nothing else).
+
+Fixtures:
+- `code_execution_emulator`: a running `Emulator`, reset after each test. A test marked
+  `@pytest.mark.code_execution_emulator(**config)` gets its own emulator built with those settings.
+- `anthropic_client`: the official `anthropic.Anthropic` client wired to it in-process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from emulator.config import EmulatorConfig
+from emulator.service import Emulator
+
+if TYPE_CHECKING:
+    import anthropic
+
+MARKER = "code_execution_emulator"
+FAULTS_MARKER = "emulator_faults"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("code-execution-emulator")
+    group.addoption("--emulator-backend", default="local", help="sandbox backend for the emulator fixture")
+    group.addoption(
+        "--emulator-isolation",
+        default="auto",
+        choices=["auto", "bwrap", "none"],
+        help="local backend isolation",
+    )
+    group.addoption(
+        "--emulator-fidelity", default="2026", help="wire fidelity profile: 2026, 2025, documented-2025"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(**settings): run this test against its own emulator built with these EmulatorConfig "
+        "settings",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{FAULTS_MARKER}(*faults): arm these emulator.faults (tool errors, HTTP errors, stream faults) "
+        "for the test",
+    )
+
+
+def _base_config(config: pytest.Config) -> EmulatorConfig:
+    return EmulatorConfig(
+        backend=config.getoption("--emulator-backend"),
+        isolation=config.getoption("--emulator-isolation"),
+        fidelity=config.getoption("--emulator-fidelity"),
+    )
+
+
+@pytest.fixture(scope="session")
+def _code_execution_emulator_session(pytestconfig: pytest.Config) -> Iterator[Emulator]:
+    with Emulator(_base_config(pytestconfig)) as emulator:
+        yield emulator
+
+
+def _arm_marked_faults(request: pytest.FixtureRequest, emulator: Emulator) -> None:
+    for marker in request.node.iter_markers(FAULTS_MARKER):
+        emulator.inject(*marker.args)
+
+
+@pytest.fixture
+def code_execution_emulator(
+    request: pytest.FixtureRequest, pytestconfig: pytest.Config
+) -> Iterator[Emulator]:
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is not None:
+        settings: dict[str, Any] = dict(marker.kwargs)
+        with Emulator(_base_config(pytestconfig).with_overrides(**settings)) as emulator:
+            _arm_marked_faults(request, emulator)
+            yield emulator
+        return
+    shared: Emulator = request.getfixturevalue("_code_execution_emulator_session")
+    try:
+        _arm_marked_faults(request, shared)
+        yield shared
+    finally:
+        shared.reset()
+
+
+@pytest.fixture
+def anthropic_client(code_execution_emulator: Emulator) -> anthropic.Anthropic:
+    return code_execution_emulator.anthropic_client()

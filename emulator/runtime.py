@@ -1,0 +1,38 @@
+"""The state and services one emulator owns, shared by its HTTP app and its Python API."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+
+from emulator.config import EmulatorConfig
+from emulator.engine.turn import EngineServices
+from emulator.state.journal import Journal
+
+
+@dataclass
+class Runtime:
+    config: EmulatorConfig
+    services: EngineServices
+    journal: Journal
+    _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _counter_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_request_number(self) -> int:
+        """1 for the first API request this emulator receives (admin calls do not count)."""
+        with self._counter_lock:
+            return next(self._counter)
+
+    def reset(self) -> None:
+        """Forget scripts, journal and containers, and delete the containers' sandboxes."""
+        services = self.services
+        services.script.clear()
+        services.faults.clear()
+        services.threads.clear()
+        self.journal.clear()
+        with self._counter_lock:
+            self._counter = itertools.count(1)
+        for record in services.containers.all():
+            services.backend.open(record.id).destroy()
+        services.containers.clear()

@@ -1,0 +1,67 @@
+"""Sandboxes: where tool calls really run. `make_backend` picks a backend by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .base import (
+    INPUT_DIR,
+    OUTPUT_DIR_PARENT,
+    WORKDIR,
+    CommandResult,
+    CreateResult,
+    FileErrorCode,
+    FileOpError,
+    FileOpResult,
+    IsolationCheck,
+    IsolationReport,
+    Limits,
+    OutputFile,
+    Sandbox,
+    SandboxBackend,
+    SandboxUnavailable,
+    StrReplaceResult,
+    ViewResult,
+)
+from .local import LocalBackend, LocalSandbox
+
+BACKENDS = ("local",)
+
+
+def make_backend(name: str, state_dir: Path, limits: Limits, **options: Any) -> SandboxBackend:
+    """Build the sandbox backend called `name` ("local"; "docker" is not available yet).
+
+    `options` go to the backend's constructor (for "local": `isolation`, `sandbox_uid`, `bwrap`,
+    `sandbox_python`, `selfcheck`).
+    """
+    if name == "local":
+        return LocalBackend(Path(state_dir), limits, **options)
+    if name == "docker":
+        raise ValueError("sandbox backend 'docker' is not implemented yet; available: " + ", ".join(BACKENDS))
+    raise ValueError(f"unknown sandbox backend {name!r}; available: " + ", ".join(BACKENDS))
+
+
+__all__ = [
+    "BACKENDS",
+    "INPUT_DIR",
+    "OUTPUT_DIR_PARENT",
+    "WORKDIR",
+    "CommandResult",
+    "CreateResult",
+    "FileErrorCode",
+    "FileOpError",
+    "FileOpResult",
+    "IsolationCheck",
+    "IsolationReport",
+    "Limits",
+    "LocalBackend",
+    "LocalSandbox",
+    "OutputFile",
+    "Sandbox",
+    "SandboxBackend",
+    "SandboxUnavailable",
+    "StrReplaceResult",
+    "ViewResult",
+    "make_backend",
+]

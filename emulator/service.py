@@ -1,0 +1,211 @@
+"""`Emulator`: one fake Messages API with its state, sandbox backend, HTTP app and clients.
+
+Usable without pytest:
+
+    with Emulator() as emulator:
+        client = emulator.anthropic_client()          # in-process, no socket
+        base_url = emulator.start_server()            # or a real HTTP server on 127.0.0.1
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+import uvicorn
+
+from emulator.app import build_app
+from emulator.app.inprocess import InProcessTransport
+from emulator.config import EmulatorConfig
+from emulator.engine.catalog import default_catalog
+from emulator.engine.faults import Fault, require_fidelity
+from emulator.engine.turn import EngineServices
+from emulator.model.script import Script
+from emulator.model.steps import Step
+from emulator.runtime import Runtime
+from emulator.sandbox import make_backend
+from emulator.sandbox.base import IsolationReport
+from emulator.state.clock import Clock, ManualClock, SystemClock
+from emulator.state.containers import ContainerStore
+from emulator.state.journal import Journal, JournalEntry
+from emulator.wire.ids import IdFactory
+
+if TYPE_CHECKING:
+    import anthropic
+
+DUMMY_API_KEY = "sk-ant-emulator-test-key"
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _ServerThread:
+    """uvicorn on a socket we bound ourselves (so port 0 is known before the first request)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self.socket = bind_socket(host, port)
+        bound_host, bound_port = self.socket.getsockname()[:2]
+        shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.base_url = f"http://{shown_host}:{bound_port}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name="emulator-http", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the emulator's HTTP server failed to start")
+            self.thread.join(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.socket.close()
+
+
+class Emulator:
+    """A fake Messages API endpoint with real execution. Close it (or use `with`) to stop everything."""
+
+    def __init__(self, config: EmulatorConfig | None = None, **overrides: Any) -> None:
+        self.config = (config or EmulatorConfig()).with_overrides(**overrides)
+        self._owned_state_dir: Path | None = None
+        state_dir = self.config.state_dir
+        if state_dir is None:
+            state_dir = Path(tempfile.mkdtemp(prefix="code-execution-emulator-"))
+            self._owned_state_dir = state_dir
+        self.state_dir = state_dir
+        self.clock: Clock = ManualClock() if self.config.manual_clock else SystemClock()
+        self.script = Script()
+        backend = make_backend(
+            self.config.backend,
+            state_dir=state_dir,
+            limits=self.config.limits,
+            isolation=self.config.isolation,
+        )
+        services = EngineServices(
+            containers=ContainerStore(self.clock),
+            backend=backend,
+            ids=IdFactory(self.config.id_seed),
+            clock=self.clock,
+            script=self.script,
+            catalog=default_catalog(),
+            strict_models=self.config.strict_models,
+            strict_betas=self.config.strict_betas,
+            fidelity=self.config.fidelity_settings,
+            pause_after_tool_calls=self.config.pause_after_tool_calls,
+        )
+        self.runtime = Runtime(config=self.config, services=services, journal=Journal())
+        self.app = build_app(self.runtime)
+        self._server: _ServerThread | None = None
+        self._transports: list[InProcessTransport] = []
+        self._closed = False
+
+    # --- scripting and inspection --------------------------------------------------------------------------
+
+    def add_turn(self, *steps: Step) -> None:
+        """Queue one assistant turn; the next Messages request answers with these steps."""
+        self.script.add_turn(steps)
+
+    def add_turns(self, turns: Iterable[Iterable[Step]]) -> None:
+        for turn in turns:
+            self.script.add_turn(turn)
+
+    @property
+    def requests(self) -> list[JournalEntry]:
+        """Every request received so far, oldest first (secrets redacted)."""
+        return self.runtime.journal.entries()
+
+    def inject(self, *faults: Fault) -> None:
+        """Arm faults (see `emulator.faults`): tool error codes, HTTP errors, stream failures, stop
+        reasons."""
+        for fault in faults:
+            require_fidelity(fault, self.config.fidelity_settings.documented_2025_codes)
+        for fault in faults:
+            self.runtime.services.faults.add(fault)
+
+    @property
+    def faults(self) -> list[Fault]:
+        """The faults still armed."""
+        return self.runtime.services.faults.armed()
+
+    def reset(self) -> None:
+        """Forget scripts, the journal and containers (their sandboxes are deleted)."""
+        self.runtime.reset()
+
+    def isolation(self) -> IsolationReport:
+        return self.runtime.services.backend.report()
+
+    # --- serving -------------------------------------------------------------------------------------------
+
+    def start_server(self) -> str:
+        """Serve over real HTTP on the configured host and port (0 picks a free one); returns the base URL."""
+        if self._server is None:
+            self._server = _ServerThread(self.app, self.config.host, self.config.port)
+            self._server.start()
+        return self._server.base_url
+
+    @property
+    def base_url(self) -> str | None:
+        return self._server.base_url if self._server else None
+
+    def transport(self) -> InProcessTransport:
+        transport = InProcessTransport(self.app)
+        self._transports.append(transport)
+        return transport
+
+    def http_client(self, **kwargs: Any) -> httpx2.Client:
+        """An httpx2 client that reaches this emulator in-process (base URL `http://emulator`)."""
+        kwargs.setdefault("base_url", "http://emulator")
+        return httpx2.Client(transport=self.transport(), **kwargs)
+
+    def anthropic_client(self, *, in_process: bool = True, **kwargs: Any) -> anthropic.Anthropic:
+        """The official SDK's client wired to this emulator (in-process by default, else over HTTP)."""
+        import anthropic
+
+        kwargs.setdefault("api_key", self.config.api_key or DUMMY_API_KEY)
+        kwargs.setdefault("max_retries", 0)
+        if in_process:
+            kwargs.setdefault("base_url", "http://emulator")
+            kwargs.setdefault("http_client", httpx2.Client(transport=self.transport()))
+        else:
+            kwargs.setdefault("base_url", self.start_server())
+        return anthropic.Anthropic(**kwargs)
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._server is not None:
+            self._server.stop()
+        for transport in self._transports:
+            transport.close()
+        self.runtime.services.backend.close()
+        if self._owned_state_dir is not None:
+            shutil.rmtree(self._owned_state_dir, ignore_errors=True)
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
