@@ -51,6 +51,8 @@ class EmulatorConfig:
     streaming: Fragmentation = field(default_factory=Fragmentation)
     #: pause a turn after this many server tool calls (None: never, unless a script or fault says so)
     pause_after_tool_calls: int | None = None
+    #: how long a new message batch stays `in_progress` before its requests run
+    batch_delay_s: float = 0.0
 
     def with_overrides(self, **changes: Any) -> EmulatorConfig:
         if "limits" in changes and isinstance(changes["limits"], dict):

@@ -7,7 +7,9 @@ import threading
 from dataclasses import dataclass, field
 
 from emulator.config import EmulatorConfig
+from emulator.engine.batches import BatchProcessor
 from emulator.engine.turn import EngineServices
+from emulator.state.batches import BatchStore
 from emulator.state.journal import Journal
 
 
@@ -16,6 +18,8 @@ class Runtime:
     config: EmulatorConfig
     services: EngineServices
     journal: Journal
+    batches: BatchStore
+    batch_processor: BatchProcessor
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _counter_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -31,6 +35,7 @@ class Runtime:
         services.faults.clear()
         services.threads.clear()
         self.journal.clear()
+        self.batches.clear()
         with self._counter_lock:
             self._counter = itertools.count(1)
         for record in services.containers.all():

@@ -24,6 +24,7 @@ import uvicorn
 from emulator.app import build_app
 from emulator.app.inprocess import InProcessTransport
 from emulator.config import EmulatorConfig
+from emulator.engine.batches import BatchProcessor
 from emulator.engine.catalog import default_catalog
 from emulator.engine.faults import Fault, require_fidelity
 from emulator.engine.turn import EngineServices
@@ -34,8 +35,10 @@ from emulator.sandbox import make_backend
 from emulator.sandbox.base import IsolationReport
 from emulator.state.clock import Clock, ManualClock, SystemClock
 from emulator.state.containers import ContainerStore
+from emulator.state.batches import BatchStore
 from emulator.state.journal import Journal, JournalEntry
 from emulator.wire.ids import IdFactory
+from emulator.wire.validation import validate_request
 
 if TYPE_CHECKING:
     import anthropic
@@ -111,7 +114,14 @@ class Emulator:
             fidelity=self.config.fidelity_settings,
             pause_after_tool_calls=self.config.pause_after_tool_calls,
         )
-        self.runtime = Runtime(config=self.config, services=services, journal=Journal())
+        batches = BatchStore()
+        self.runtime = Runtime(
+            config=self.config,
+            services=services,
+            journal=Journal(),
+            batches=batches,
+            batch_processor=BatchProcessor(services, batches, validate_request, self.config.batch_delay_s),
+        )
         self.app = build_app(self.runtime)
         self._server: _ServerThread | None = None
         self._transports: list[InProcessTransport] = []
@@ -196,6 +206,7 @@ class Emulator:
         self._closed = True
         if self._server is not None:
             self._server.stop()
+        self.runtime.batch_processor.close()
         for transport in self._transports:
             transport.close()
         self.runtime.services.backend.close()

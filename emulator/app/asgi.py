@@ -12,6 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator.app.admin import admin
+from emulator.app.batches import batch_item, batch_results, cancel_batch, create_batch, list_batches
+from emulator.app.count_tokens import count_tokens
 from emulator.app.errors import error_response
 from emulator.app.messages import create_message
 from emulator.errors import ERROR_TYPE_BY_STATUS, APIError, InvalidRequestError
@@ -50,6 +52,12 @@ def build_app(runtime: Runtime) -> Starlette:
 
     routes = [
         Route("/v1/messages", _endpoint(create_message, runtime), methods=["POST"]),
+        Route("/v1/messages/count_tokens", _endpoint(count_tokens, runtime), methods=["POST"]),
+        Route("/v1/messages/batches", _endpoint(create_batch, runtime), methods=["POST"]),
+        Route("/v1/messages/batches", _endpoint(list_batches, runtime), methods=["GET"]),
+        Route("/v1/messages/batches/{batch_id}", _endpoint(batch_item, runtime), methods=["GET", "DELETE"]),
+        Route("/v1/messages/batches/{batch_id}/cancel", _endpoint(cancel_batch, runtime), methods=["POST"]),
+        Route("/v1/messages/batches/{batch_id}/results", _endpoint(batch_results, runtime), methods=["GET"]),
         Route("/_emulator/{action:str}", _endpoint(admin, runtime), methods=["GET", "POST", "DELETE"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
