@@ -33,9 +33,9 @@ from emulator.model.steps import Step
 from emulator.runtime import Runtime
 from emulator.sandbox import make_backend
 from emulator.sandbox.base import IsolationReport
+from emulator.state.batches import BatchStore
 from emulator.state.clock import Clock, ManualClock, SystemClock
 from emulator.state.containers import ContainerStore
-from emulator.state.batches import BatchStore
 from emulator.state.journal import Journal, JournalEntry
 from emulator.wire.ids import IdFactory
 from emulator.wire.validation import validate_request

@@ -65,7 +65,8 @@ async def batch_item(request: Request, runtime: Runtime, request_id: str) -> Res
     if request.method == "DELETE":
         if record.processing_status != "ended":
             raise InvalidRequestError(
-                f"message_batch: batch '{record.id}' is still processing; cancel it and wait for it to end first"
+                f"message_batch: batch '{record.id}' is still processing; "
+                "cancel it and wait for it to end first"
             )
         runtime.batches.delete(record.id)
         return json_response({"id": record.id, "type": "message_batch_deleted"}, request_id=request_id)

@@ -53,7 +53,7 @@ def check_batch_body(body: Any) -> list[dict[str, Any]]:
 
 
 class BatchProcessor:
-    """Processes batches in one background worker; `delay_s` holds each batch `in_progress` that long first."""
+    """Processes batches in one background worker; `delay_s` keeps each batch `in_progress` that long."""
 
     def __init__(
         self, services: EngineServices, store: BatchStore, validate: ParamsValidator, delay_s: float = 0.0
