@@ -15,10 +15,12 @@ import pytest
 
 from emulator.config import EmulatorConfig
 from emulator.service import Emulator
+from emulator.state.usage import UsageLedger
 
 if TYPE_CHECKING:
     import anthropic
 
+USAGE = pytest.StashKey[UsageLedger]()
 MARKER = "code_execution_emulator"
 FAULTS_MARKER = "emulator_faults"
 
@@ -38,6 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.stash[USAGE] = UsageLedger()
     config.addinivalue_line(
         "markers",
         f"{MARKER}(**settings): run this test against its own emulator built with these EmulatorConfig "
@@ -62,6 +65,7 @@ def _base_config(config: pytest.Config) -> EmulatorConfig:
 def _code_execution_emulator_session(pytestconfig: pytest.Config) -> Iterator[Emulator]:
     with Emulator(_base_config(pytestconfig)) as emulator:
         yield emulator
+        pytestconfig.stash[USAGE].absorb(emulator.usage_ledger)
 
 
 def _arm_marked_faults(request: pytest.FixtureRequest, emulator: Emulator) -> None:
@@ -79,6 +83,7 @@ def code_execution_emulator(
         with Emulator(_base_config(pytestconfig).with_overrides(**settings)) as emulator:
             _arm_marked_faults(request, emulator)
             yield emulator
+            pytestconfig.stash[USAGE].absorb(emulator.usage_ledger)
         return
     shared: Emulator = request.getfixturevalue("_code_execution_emulator_session")
     try:
@@ -86,6 +91,13 @@ def code_execution_emulator(
         yield shared
     finally:
         shared.reset()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    ledger = config.stash.get(USAGE, None)
+    if ledger is None or not ledger.per_container():
+        return
+    terminalreporter.write_line(f"code-execution-emulator: {ledger.summary().line()}")
 
 
 @pytest.fixture

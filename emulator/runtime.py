@@ -11,6 +11,7 @@ from emulator.engine.batches import BatchProcessor
 from emulator.engine.turn import EngineServices
 from emulator.state.batches import BatchStore
 from emulator.state.journal import Journal
+from emulator.state.usage import UsageLedger
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Runtime:
     journal: Journal
     batches: BatchStore
     batch_processor: BatchProcessor
+    usage: UsageLedger
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _counter_lock: threading.Lock = field(default_factory=threading.Lock)
 

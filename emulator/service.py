@@ -27,6 +27,7 @@ from emulator.config import EmulatorConfig
 from emulator.engine.batches import BatchProcessor
 from emulator.engine.catalog import default_catalog
 from emulator.engine.faults import Fault, require_fidelity
+from emulator.engine.metering import MeteredBackend
 from emulator.engine.turn import EngineServices
 from emulator.model.script import Script
 from emulator.model.steps import Step
@@ -37,6 +38,7 @@ from emulator.state.batches import BatchStore
 from emulator.state.clock import Clock, ManualClock, SystemClock
 from emulator.state.containers import ContainerStore
 from emulator.state.journal import Journal, JournalEntry
+from emulator.state.usage import UsageLedger, UsageSummary
 from emulator.wire.ids import IdFactory
 from emulator.wire.validation import validate_request
 
@@ -96,11 +98,15 @@ class Emulator:
         self.state_dir = state_dir
         self.clock: Clock = ManualClock() if self.config.manual_clock else SystemClock()
         self.script = Script()
-        backend = make_backend(
-            self.config.backend,
-            state_dir=state_dir,
-            limits=self.config.limits,
-            isolation=self.config.isolation,
+        self.usage_ledger = UsageLedger()
+        backend = MeteredBackend(
+            make_backend(
+                self.config.backend,
+                state_dir=state_dir,
+                limits=self.config.limits,
+                isolation=self.config.isolation,
+            ),
+            self.usage_ledger,
         )
         services = EngineServices(
             containers=ContainerStore(self.clock),
@@ -120,6 +126,7 @@ class Emulator:
             services=services,
             journal=Journal(),
             batches=batches,
+            usage=self.usage_ledger,
             batch_processor=BatchProcessor(services, batches, validate_request, self.config.batch_delay_s),
         )
         self.app = build_app(self.runtime)
@@ -158,6 +165,10 @@ class Emulator:
     def reset(self) -> None:
         """Forget scripts, the journal and containers (their sandboxes are deleted)."""
         self.runtime.reset()
+
+    def usage(self) -> UsageSummary:
+        """Measured sandbox time and what the published billing rule would charge (an estimate)."""
+        return self.usage_ledger.summary()
 
     def isolation(self) -> IsolationReport:
         return self.runtime.services.backend.report()

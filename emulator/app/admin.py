@@ -82,6 +82,15 @@ async def admin(request: Request, runtime: Runtime, request_id: str) -> Response
         elif method == "DELETE":
             services.faults.clear()
         return json_response({"data": [f.as_dict() for f in services.faults.armed()]}, request_id=request_id)
+    if action == "usage" and method == "GET":
+        ledger = runtime.usage
+        per_container = {
+            key: {"executed_s": usage.executed_s, "calls": usage.calls}
+            for key, usage in ledger.per_container().items()
+        }
+        return json_response(
+            {**ledger.summary().as_dict(), "per_container": per_container}, request_id=request_id
+        )
     if action == "containers" and method == "GET":
         records = [
             {"id": r.id, "created_at": r.created_at.isoformat(), "expires_at": r.expires_at.isoformat()}

@@ -47,3 +47,24 @@ def test_plugin_registers_its_marker_and_options(pytester):
     result.stdout.fnmatch_lines(["*code_execution_emulator(**settings)*"])
     help_result = pytester.runpytest("--help")
     help_result.stdout.fnmatch_lines(["*--emulator-backend*", "*--emulator-isolation*"])
+
+
+def test_terminal_summary_reports_execution_time(pytester):
+    pytester.makepyfile(
+        test_usage="""
+from emulator import bash
+
+def test_runs(code_execution_emulator, anthropic_client):
+    code_execution_emulator.add_turn(bash("sleep 0.2"), bash("true"))
+    anthropic_client.beta.messages.create(
+        model="claude-sonnet-4-6", max_tokens=50,
+        tools=[{"type": "code_execution_20250825", "name": "code_execution"}],
+        messages=[{"role": "user", "content": "go"}],
+    )
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["code-execution-emulator: 1 container, 2 tool calls, 0.2* s executed, would bill 0.083 h*"]
+    )
