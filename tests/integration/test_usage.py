@@ -39,4 +39,5 @@ def test_usage_over_the_admin_api_survives_reset():
         emulator.reset()
         usage = httpx2.Client(base_url=emulator.start_server()).get("/_emulator/usage").json()
     assert usage["containers"] == 1 and usage["calls"] == 1
-    assert list(usage["per_container"].values())[0]["calls"] == 1
+    (only,) = usage["per_container"].values()
+    assert only["calls"] == 1
