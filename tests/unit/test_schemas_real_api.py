@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from emulator.wire.sse import SSEEvent, parse_sse
 from emulator.wire.validation import find_problems, validate_response, validate_stream_event
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -63,27 +64,6 @@ class Item:
     event_name: str | None = None
 
 
-def parse_sse(text: str) -> list[tuple[str | None, Any]]:
-    """Split raw SSE on blank lines; join each event's `data:` lines; keep the `event:` name."""
-    events: list[tuple[str | None, Any]] = []
-    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
-    for block in normalized.split("\n\n"):
-        name: str | None = None
-        data: list[str] = []
-        for line in block.split("\n"):
-            if line.startswith(":"):
-                continue
-            field, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
-        if data:
-            events.append((name, json.loads("\n".join(data))))
-    return events
-
-
 def response_items(body: Any, where: str) -> Iterator[Item]:
     if isinstance(body, dict) and isinstance(body.get("steps"), list):  # vercel multi-step wrapper
         for step in body["steps"]:
@@ -112,7 +92,8 @@ def cassette_items(path: Path) -> Iterator[Item]:
                 else:
                     yield from response_items(parsed, f"{where} response")
             else:
-                for position, (name, event) in enumerate(parse_sse(response["body"]["string"])):
+                for position, sse_event in enumerate(parse_sse(response["body"]["string"])):
+                    name, event = sse_event.event, sse_event.data
                     yield Item("event", f"{where} event {position}", event, event_name=name)
         elif "/v1/files" in request["uri"]:
             parsed = response.get("parsed_body")
@@ -243,8 +224,8 @@ def test_raw_sse_parser_handles_padding_crlf_and_comments() -> None:
         'event: content_block_stop\ndata: {"type":"content_block_stop","index":0      }\n\n'
     )
     assert parse_sse(raw) == [
-        ("ping", {"type": "ping"}),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        SSEEvent("ping", {"type": "ping"}),
+        SSEEvent("content_block_stop", {"type": "content_block_stop", "index": 0}),
     ]
 
 
