@@ -22,6 +22,42 @@ def _add_emulator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=None, help="per tool call time limit in seconds")
 
 
+def _add_cassette_options(parser: argparse.ArgumentParser) -> None:
+    from emulator.cassettes.modes import DEFAULT_UPSTREAM, MODES, RECORD_MODES
+
+    parser.add_argument(
+        "--mode",
+        default="emulate",
+        choices=MODES,
+        help="emulate (default), replay (answer from --cassette) or record (forward to --upstream, write it)",
+    )
+    parser.add_argument(
+        "--cassette", type=Path, default=None, help="the vcrpy cassette (YAML) to replay or record"
+    )
+    parser.add_argument(
+        "--record-mode",
+        default=None,
+        choices=RECORD_MODES,
+        help="pytest-recording's record modes (default: none when replaying, all when recording)",
+    )
+    parser.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="where record mode forwards requests")
+    parser.add_argument(
+        "--filter-header",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also keep this header out of cassettes",
+    )
+    parser.add_argument(
+        "--match-ignore",
+        action="append",
+        default=[],
+        metavar="FIELD",
+        help="request body field ignored when matching, dotted with * wildcards (e.g. metadata.user_id)",
+    )
+    parser.add_argument("--record-base-url", default=None, help="base URL written in recorded uris")
+
+
 def _config(args: argparse.Namespace) -> EmulatorConfig:
     config = EmulatorConfig(backend=args.backend, isolation=args.isolation, state_dir=args.state_dir)
     if args.timeout is not None:
@@ -56,7 +92,17 @@ def serve(args: argparse.Namespace) -> int:
         strict_betas=args.strict_betas,
         strict_models=args.strict_models,
         fidelity=args.fidelity,
+        mode=args.mode,
+        cassette=args.cassette,
+        record_mode=args.record_mode,
+        upstream=args.upstream,
+        filter_headers=tuple(args.filter_header),
+        match_ignore=tuple(args.match_ignore),
+        record_base_url=args.record_base_url,
     )
+    if config.mode != "emulate" and config.cassette is None:
+        print(f"error: --mode {config.mode} needs --cassette PATH", file=sys.stderr)
+        return 2
     with Emulator(config) as emulator:
         report = emulator.isolation()
         for warning in report.warnings:
@@ -84,6 +130,8 @@ def serve(args: argparse.Namespace) -> int:
 def doctor(args: argparse.Namespace) -> int:
     from emulator.sandbox import make_backend
 
+    if getattr(args, "image", False):
+        return doctor_image(args)
     config = _config(args)
     import tempfile
 
@@ -107,6 +155,62 @@ def doctor(args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
+def doctor_image(args: argparse.Namespace) -> int:
+    """`doctor --image`: the parity report, measured inside a sandbox of the Docker image."""
+    import tempfile
+
+    from emulator.image.parity import run_parity
+    from emulator.image.recipe import locked_versions
+    from emulator.sandbox import SandboxUnavailable, make_backend
+
+    config = _config(args)
+    with tempfile.TemporaryDirectory(prefix="code-execution-emulator-doctor-") as scratch:
+        options = {"image": args.image_tag} if args.image_tag else {}
+        backend = make_backend(
+            "docker", state_dir=Path(scratch), limits=config.limits, pool_size=0, strict=False, **options
+        )
+        try:
+            report = backend.report()
+            print_report(report)
+            box = backend.open("container_doctor_image")
+            try:
+                parity = run_parity(box, locked_versions())
+            except (SandboxUnavailable, RuntimeError) as e:
+                print(f"parity check: could not run: {e}")
+                return 1
+            finally:
+                box.destroy()
+        finally:
+            backend.close()
+    print(f"environment parity ({getattr(backend, 'image', '?')}):")
+    print(parity.render())
+    return 0 if parity.ok else 1
+
+
+def image_build(args: argparse.Namespace) -> int:
+    """`image build`: the sandbox image of the current recipe (skipped when its tag exists)."""
+    from emulator.image import ImageBuildError, build_image
+
+    try:
+        outcome = build_image(source=args.source, force=args.force, mirror=args.mirror)
+    except ImageBuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # no engine, no docker-py: say so plainly
+        print(f"error: cannot build the image: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    state = f"built ({outcome.variant}) in {outcome.seconds:.0f} s" if outcome.built else "already present"
+    print(f"{outcome.tag}: {state}")
+    return 0
+
+
+def image_tag_command(args: argparse.Namespace) -> int:
+    from emulator.image import image_tag
+
+    print(image_tag())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="code-execution-emulator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,11 +222,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--strict-models", action="store_true", help="404 for unknown model names")
     serve_parser.add_argument("--fidelity", default="2026", choices=sorted(FIDELITY_PROFILES))
     serve_parser.add_argument("--log-level", default="warning")
+    _add_cassette_options(serve_parser)
     _add_emulator_options(serve_parser)
     serve_parser.set_defaults(handler=serve)
     doctor_parser = commands.add_parser("doctor", help="report what the sandbox backend enforces here")
     _add_emulator_options(doctor_parser)
     doctor_parser.set_defaults(handler=doctor)
+    doctor_parser.add_argument(
+        "--image", action="store_true", help="environment parity report inside a Docker sandbox of the image"
+    )
+    doctor_parser.add_argument("--image-tag", default=None, help="image to check (default: current recipe)")
+    image_parser = commands.add_parser("image", help="the Docker sandbox image")
+    image_commands = image_parser.add_subparsers(dest="image_command", required=True)
+    build = image_commands.add_parser("build", help="build the image of the current recipe (cached by hash)")
+    build.add_argument(
+        "--from",
+        dest="source",
+        default="auto",
+        choices=["auto", "offline", "registry"],
+        help="registry: the Dockerfile FROM python:3.11.12-slim; offline: debootstrap + PyPI wheels; "
+        "auto: registry when its base image can be pulled (default)",
+    )
+    build.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
+    build.add_argument("--mirror", default=None, help="Debian mirror for the offline build")
+    build.set_defaults(handler=image_build)
+    tag = image_commands.add_parser("tag", help="print the tag of the current recipe's image")
+    tag.set_defaults(handler=image_tag_command)
+    from emulator.cassettes import register as register_cassettes
+
+    register_cassettes(commands)
     return parser
 
 

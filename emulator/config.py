@@ -8,9 +8,15 @@ from typing import Any, Literal
 
 from emulator.engine.turn import Fidelity
 from emulator.sandbox.base import Limits
+from emulator.state.files import DEFAULT_MAX_FILE_BYTES
 from emulator.wire.sse import Fragmentation
 
 FidelityProfile = Literal["2026", "2025", "documented-2025"]
+#: emulate: scripts or the built-in model plus real execution; replay: answer from `cassette`; record: forward
+#: to `upstream` and write `cassette` (see `emulator.cassettes.modes`)
+Mode = Literal["emulate", "replay", "record"]
+#: vcrpy / pytest-recording record modes
+RecordMode = Literal["none", "once", "new_episodes", "all", "rewrite"]
 
 FIDELITY_PROFILES: dict[str, Fidelity] = {
     # What 2026 recordings show: `stop_details: null`, `usage.inference_geo`.
@@ -53,6 +59,24 @@ class EmulatorConfig:
     pause_after_tool_calls: int | None = None
     #: how long a new message batch stays `in_progress` before its requests run
     batch_delay_s: float = 0.0
+    #: Files API: the largest upload accepted (413 `request_too_large` beyond), the documented 500 MB
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    #: the largest file a tool call may leave in `$OUTPUT_DIR` (bash gets `output_file_too_large` beyond)
+    max_output_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    mode: Mode = "emulate"
+    #: the vcrpy cassette (YAML) for `replay` and `record`
+    cassette: Path | None = None
+    #: None: "none" in replay mode (a miss is an error), "all" in record mode (always forward)
+    record_mode: RecordMode | None = None
+    #: where `record` mode forwards requests
+    upstream: str = "https://api.anthropic.com"
+    #: more headers kept out of cassettes (x-api-key, authorization and cookies always are)
+    filter_headers: tuple[str, ...] = ()
+    #: request body fields ignored when matching a cassette, dotted paths with `*` for any key or item
+    match_ignore: tuple[str, ...] = ()
+    #: base URL written in recorded `uri`s (default: `upstream`), e.g. to record from a local upstream as if
+    #: from the real API
+    record_base_url: str | None = None
 
     def with_overrides(self, **changes: Any) -> EmulatorConfig:
         if "limits" in changes and isinstance(changes["limits"], dict):
@@ -61,6 +85,12 @@ class EmulatorConfig:
             changes["streaming"] = replace(self.streaming, **changes["streaming"])
         if "state_dir" in changes and changes["state_dir"] is not None:
             changes["state_dir"] = Path(changes["state_dir"])
+        if changes.get("cassette") is not None:
+            changes["cassette"] = Path(changes["cassette"])
+        for name in ("filter_headers", "match_ignore"):
+            if isinstance(changes.get(name), list | str):
+                value = changes[name]
+                changes[name] = (value,) if isinstance(value, str) else tuple(value)
         return replace(self, **changes)
 
     @property

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from emulator.cassettes.testing import add_record_mode_option, cassette_settings, unmatched_report
 from emulator.config import EmulatorConfig
 from emulator.service import Emulator
 from emulator.state.usage import UsageLedger
@@ -25,8 +26,19 @@ MARKER = "code_execution_emulator"
 FAULTS_MARKER = "emulator_faults"
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("code-execution-emulator")
+    group.addoption(
+        "--emulator-mode",
+        default="emulate",
+        choices=["emulate", "replay", "record"],
+        help="emulate (default); replay or record each test's cassette (cassettes/<module>/<test>.yaml next "
+        "to the test; --record-mode as pytest-recording's)",
+    )
+    group.addoption(
+        "--emulator-upstream", default="https://api.anthropic.com", help="where record mode forwards requests"
+    )
+    add_record_mode_option(group, parser, pluginmanager)
     group.addoption("--emulator-backend", default="local", help="sandbox backend for the emulator fixture")
     group.addoption(
         "--emulator-isolation",
@@ -78,12 +90,18 @@ def code_execution_emulator(
     request: pytest.FixtureRequest, pytestconfig: pytest.Config
 ) -> Iterator[Emulator]:
     marker = request.node.get_closest_marker(MARKER)
-    if marker is not None:
-        settings: dict[str, Any] = dict(marker.kwargs)
+    settings: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    mode = settings.get("mode") or pytestconfig.getoption("--emulator-mode")
+    if mode != "emulate":
+        settings = cassette_settings(request, settings, mode)
+    if marker is not None or mode != "emulate":
         with Emulator(_base_config(pytestconfig).with_overrides(**settings)) as emulator:
             _arm_marked_faults(request, emulator)
             yield emulator
             pytestconfig.stash[USAGE].absorb(emulator.usage_ledger)
+        failure = unmatched_report(emulator.cassette_edge)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
         return
     shared: Emulator = request.getfixturevalue("_code_execution_emulator_session")
     try:

@@ -31,7 +31,7 @@ class Runtime:
             return next(self._counter)
 
     def reset(self) -> None:
-        """Forget scripts, journal and containers, and delete the containers' sandboxes."""
+        """Forget scripts, journal, containers and Files API files, and delete the containers' sandboxes."""
         services = self.services
         services.script.clear()
         services.faults.clear()
@@ -43,3 +43,5 @@ class Runtime:
         for record in services.containers.all():
             services.backend.open(record.id).destroy()
         services.containers.clear()
+        if services.files is not None:
+            services.files.clear()

@@ -26,6 +26,7 @@ from emulator.app.inprocess import InProcessTransport
 from emulator.config import EmulatorConfig
 from emulator.engine.batches import BatchProcessor
 from emulator.engine.catalog import default_catalog
+from emulator.engine.container_files import OutputCollector
 from emulator.engine.faults import Fault, require_fidelity
 from emulator.engine.metering import MeteredBackend
 from emulator.engine.turn import EngineServices
@@ -37,13 +38,17 @@ from emulator.sandbox.base import IsolationReport
 from emulator.state.batches import BatchStore
 from emulator.state.clock import Clock, ManualClock, SystemClock
 from emulator.state.containers import ContainerStore
+from emulator.state.files import FileStore
 from emulator.state.journal import Journal, JournalEntry
+from emulator.state.persistence import Database
 from emulator.state.usage import UsageLedger, UsageSummary
 from emulator.wire.ids import IdFactory
 from emulator.wire.validation import validate_request
 
 if TYPE_CHECKING:
     import anthropic
+
+    from emulator.cassettes.edge import CassetteEdge
 
 DUMMY_API_KEY = "sk-ant-emulator-test-key"
 
@@ -90,6 +95,13 @@ class Emulator:
 
     def __init__(self, config: EmulatorConfig | None = None, **overrides: Any) -> None:
         self.config = (config or EmulatorConfig()).with_overrides(**overrides)
+        #: in `replay` and `record` modes, what answers `/v1/*` (vcrpy cassette, upstream forwarding); built
+        #: first so that a bad cassette fails before anything else is set up
+        self.cassette_edge: CassetteEdge | None = None
+        if self.config.mode != "emulate":
+            from emulator.cassettes.edge import CassetteEdge, EdgeSettings
+
+            self.cassette_edge = CassetteEdge(EdgeSettings.from_config(self.config))
         self._owned_state_dir: Path | None = None
         state_dir = self.config.state_dir
         if state_dir is None:
@@ -108,10 +120,23 @@ class Emulator:
             ),
             self.usage_ledger,
         )
+        ids = IdFactory(self.config.id_seed)
+        # Files and containers are recorded in SQLite in the state directory, so `serve --state-dir` keeps
+        # them across restarts (container files are kept by the sandbox backend in the same directory).
+        self.database = Database.in_state_dir(state_dir)
+        #: the Files API store (uploads and the files tool calls write into `$OUTPUT_DIR`)
+        self.files = FileStore(
+            state_dir / "files",
+            self.database,
+            self.clock,
+            ids.file,
+            max_file_bytes=self.config.max_file_bytes,
+            durable=self._owned_state_dir is None,
+        )
         services = EngineServices(
-            containers=ContainerStore(self.clock),
+            containers=ContainerStore(self.clock, self.database),
             backend=backend,
-            ids=IdFactory(self.config.id_seed),
+            ids=ids,
             clock=self.clock,
             script=self.script,
             catalog=default_catalog(),
@@ -119,6 +144,8 @@ class Emulator:
             strict_betas=self.config.strict_betas,
             fidelity=self.config.fidelity_settings,
             pause_after_tool_calls=self.config.pause_after_tool_calls,
+            files=self.files,
+            output_sink=OutputCollector(self.files, self.config.max_output_file_bytes),
         )
         batches = BatchStore()
         self.runtime = Runtime(
@@ -129,7 +156,8 @@ class Emulator:
             usage=self.usage_ledger,
             batch_processor=BatchProcessor(services, batches, validate_request, self.config.batch_delay_s),
         )
-        self.app = build_app(self.runtime)
+        edge = self.cassette_edge.handle if self.cassette_edge is not None else None
+        self.app = build_app(self.runtime, edge)
         self._server: _ServerThread | None = None
         self._transports: list[InProcessTransport] = []
         self._closed = False
@@ -163,7 +191,7 @@ class Emulator:
         return self.runtime.services.faults.armed()
 
     def reset(self) -> None:
-        """Forget scripts, the journal and containers (their sandboxes are deleted)."""
+        """Forget scripts, the journal, containers (their sandboxes are deleted) and Files API files."""
         self.runtime.reset()
 
     def usage(self) -> UsageSummary:
@@ -217,10 +245,13 @@ class Emulator:
         self._closed = True
         if self._server is not None:
             self._server.stop()
+        if self.cassette_edge is not None:
+            self.cassette_edge.close()
         self.runtime.batch_processor.close()
         for transport in self._transports:
             transport.close()
         self.runtime.services.backend.close()
+        self.database.close()
         if self._owned_state_dir is not None:
             shutil.rmtree(self._owned_state_dir, ignore_errors=True)
 

@@ -15,6 +15,7 @@ from emulator.app.admin import admin
 from emulator.app.batches import batch_item, batch_results, cancel_batch, create_batch, list_batches
 from emulator.app.count_tokens import count_tokens
 from emulator.app.errors import error_response
+from emulator.app.files import download_file, file_item, list_files, upload_file
 from emulator.app.messages import create_message
 from emulator.errors import ERROR_TYPE_BY_STATUS, APIError, InvalidRequestError
 from emulator.runtime import Runtime
@@ -41,7 +42,10 @@ def _endpoint(handler: Handler, runtime: Runtime) -> Callable[[Request], Awaitab
     return endpoint
 
 
-def build_app(runtime: Runtime) -> Starlette:
+def build_app(runtime: Runtime, edge: Handler | None = None) -> Starlette:
+    """The app. With `edge` (replay and record modes: `emulator.cassettes.CassetteEdge.handle`), every `/v1/`
+    request goes to it instead of the engine; errors keep the envelope and the `request-id` header."""
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = {404: "Not found", 405: "Method not allowed"}.get(status, "Request failed")
@@ -58,6 +62,14 @@ def build_app(runtime: Runtime) -> Starlette:
         Route("/v1/messages/batches/{batch_id}", _endpoint(batch_item, runtime), methods=["GET", "DELETE"]),
         Route("/v1/messages/batches/{batch_id}/cancel", _endpoint(cancel_batch, runtime), methods=["POST"]),
         Route("/v1/messages/batches/{batch_id}/results", _endpoint(batch_results, runtime), methods=["GET"]),
+        Route("/v1/files", _endpoint(upload_file, runtime), methods=["POST"]),
+        Route("/v1/files", _endpoint(list_files, runtime), methods=["GET"]),
+        Route("/v1/files/{file_id}", _endpoint(file_item, runtime), methods=["GET", "DELETE"]),
+        Route("/v1/files/{file_id}/content", _endpoint(download_file, runtime), methods=["GET"]),
         Route("/_emulator/{action:str}", _endpoint(admin, runtime), methods=["GET", "POST", "DELETE"]),
     ]
+    if edge is not None:
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        routes = [route for route in routes if not route.path.startswith("/v1/")]
+        routes.insert(0, Route("/v1/{path:path}", _endpoint(edge, runtime), methods=methods))
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -2,7 +2,10 @@
 
 The schema has already checked each block's shape; these are the rules that span blocks and messages:
 results must pair with a preceding tool use, and a server tool use may stay unpaired only in the final
-assistant message (a paused turn, which the engine then continues).
+assistant message (a paused turn, which the engine then continues). Programmatic tool calling is the one
+exception: a `code_execution` server tool use whose code called client tools (`tool_use` blocks with
+`caller.tool_id` naming it) stays open while the client answers those calls, and its
+`code_execution_tool_result` arrives in a later assistant message.
 """
 
 from __future__ import annotations
@@ -94,9 +97,27 @@ def _assistant_runs(messages: Sequence[dict[str, Any]]) -> list[list[int]]:
     return runs
 
 
+def programmatic_callers(messages: Sequence[dict[str, Any]]) -> set[str]:
+    """Ids of the server tool uses whose code called client tools (`tool_use.caller.tool_id`)."""
+    found: set[str] = set()
+    for message in messages:
+        if message.get("role") != "assistant":
+            continue
+        for block in _blocks(message):
+            caller = block.get("caller")
+            if block.get("type") == "tool_use" and isinstance(caller, dict):
+                kind, tool_id = caller.get("type"), caller.get("tool_id")
+                if isinstance(kind, str) and kind.startswith("code_execution_") and isinstance(tool_id, str):
+                    found.add(tool_id)
+    return found
+
+
 def _check_server_pairs(messages: Sequence[dict[str, Any]]) -> list[PendingServerToolUse]:
     pending_at_end: list[PendingServerToolUse] = []
     last = len(messages) - 1
+    programmatic = programmatic_callers(messages)
+    #: programmatic cells still open after their run: their result may come in a later assistant message
+    carried: dict[str, tuple[int, dict[str, Any]]] = {}
     for run in _assistant_runs(messages):
         open_uses: dict[str, tuple[int, dict[str, Any]]] = {}
         for index in run:
@@ -105,10 +126,13 @@ def _check_server_pairs(messages: Sequence[dict[str, Any]]) -> list[PendingServe
                 if kind == "server_tool_use":
                     open_uses[str(block.get("id"))] = (index, block)
                 elif kind in SERVER_RESULT_TYPES:
-                    found = open_uses.pop(str(block.get("tool_use_id")), None)
+                    key = str(block.get("tool_use_id"))
+                    found = open_uses.pop(key, None) or carried.pop(key, None)
                     expected = RESULT_TYPE_FOR_TOOL.get(str(found[1].get("name"))) if found else None
                     if expected != kind:
                         raise _orphan_result(index, position, kind, block.get("tool_use_id"))
+        for key in [key for key in open_uses if key in programmatic]:
+            carried[key] = open_uses.pop(key)  # waiting on client tool results, not paused
         for index, use in open_uses.values():
             if run[-1] != last:
                 name = use.get("name")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from emulator.sandbox import base as sandbox
 from emulator.wire import models as wire
 
-#: Registers an output file a command left in `$OUTPUT_DIR` and returns its Files API id (None: not kept).
-OutputFileSink = Callable[[sandbox.Sandbox, sandbox.OutputFile], "str | None"]
+#: Turns the files a call left in `$OUTPUT_DIR` into Files API files and returns their ids, in order. Raises
+#: `OutputFileTooLarge` (keeping none of them) when one is past the size limit.
+OutputFileSink = Callable[[sandbox.Sandbox, Sequence[sandbox.OutputFile]], list[str]]
+
+
+class OutputFileTooLarge(Exception):
+    """An output file is larger than the emulator keeps (bash answers `output_file_too_large`)."""
+
 
 TEXT_EDITOR_COMMANDS = {
     "view": ("path",),
@@ -18,10 +24,13 @@ TEXT_EDITOR_COMMANDS = {
 }
 
 
-def _file_ids(box: sandbox.Sandbox, result: sandbox.CommandResult, sink: OutputFileSink | None) -> list[str]:
-    if sink is None:
+def collect_output_files(
+    box: sandbox.Sandbox, result: sandbox.CommandResult, sink: OutputFileSink | None
+) -> list[str]:
+    """The Files API ids of the files this call wrote into `$OUTPUT_DIR` (raises `OutputFileTooLarge`)."""
+    if sink is None or not result.output_files:
         return []
-    return [file_id for output in result.output_files if (file_id := sink(box, output)) is not None]
+    return sink(box, result.output_files)
 
 
 def run_bash(
@@ -42,7 +51,13 @@ def run_bash(
         return wire.BashToolResultBlock(
             tool_use_id=tool_use_id, content=wire.BashError(error_code="execution_time_exceeded")
         )
-    outputs = [wire.BashOutputBlock(file_id=file_id) for file_id in _file_ids(box, result, sink)]
+    try:
+        file_ids = collect_output_files(box, result, sink)
+    except OutputFileTooLarge:
+        return wire.BashToolResultBlock(
+            tool_use_id=tool_use_id, content=wire.BashError(error_code="output_file_too_large")
+        )
+    outputs = [wire.BashOutputBlock(file_id=file_id) for file_id in file_ids]
     return wire.BashToolResultBlock(
         tool_use_id=tool_use_id,
         content=wire.BashResult(
@@ -69,11 +84,18 @@ def run_python(
         return wire.CodeExecutionToolResultBlock(
             tool_use_id=tool_use_id, content=wire.CodeExecutionError(error_code="execution_time_exceeded")
         )
-    outputs = [wire.CodeExecutionOutputBlock(file_id=file_id) for file_id in _file_ids(box, result, sink)]
+    stderr = result.stderr
+    try:
+        file_ids = collect_output_files(box, result, sink)
+    except OutputFileTooLarge as problem:
+        # The Python tool has no `output_file_too_large` code: keep the run's result, without the files.
+        file_ids = []
+        stderr += f"\n[output files not kept: {problem}]\n"
+    outputs = [wire.CodeExecutionOutputBlock(file_id=file_id) for file_id in file_ids]
     return wire.CodeExecutionToolResultBlock(
         tool_use_id=tool_use_id,
         content=wire.CodeExecutionResult(
-            stdout=result.stdout, stderr=result.stderr, return_code=result.return_code, content=outputs
+            stdout=result.stdout, stderr=stderr, return_code=result.return_code, content=outputs
         ),
     )
 

@@ -15,16 +15,18 @@ from typing import Any
 from emulator.engine import tools as tool_runner
 from emulator.engine.betas import check_betas
 from emulator.engine.catalog import LEGACY_VERSION, SUB_TOOLS, Catalog, ModelInfo
+from emulator.engine.container_files import resolve_uploads, stage_uploads
 from emulator.engine.conversation import PendingServerToolUse, check_history
 from emulator.engine.faults import FaultContext, FaultPlan
 from emulator.engine.threads import ThreadStore
-from emulator.errors import InvalidRequestError
+from emulator.errors import APIError, InvalidRequestError
 from emulator.model import builtin
 from emulator.model.script import Script
 from emulator.model.steps import ClientToolStep, Step, StopStep, TextStep, ToolStep
-from emulator.sandbox.base import Sandbox, SandboxBackend
+from emulator.sandbox.base import Sandbox, SandboxBackend, SandboxUnavailable
 from emulator.state.clock import Clock
 from emulator.state.containers import ContainerRecord, ContainerStore
+from emulator.state.files import FileRecord, FileStore
 from emulator.wire import models as wire
 from emulator.wire.ids import IdFactory
 
@@ -60,6 +62,8 @@ class EngineServices:
     threads: ThreadStore = field(default_factory=ThreadStore)
     #: pause a turn (`pause_turn`) after this many server tool calls, as the real API does on long turns
     pause_after_tool_calls: int | None = None
+    #: the Files API store (`container_upload` reads from it; `output_sink` usually writes to it)
+    files: FileStore | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,8 @@ class PreparedTurn:
     fault_context: FaultContext
     #: a forced stop: (stop reason, number of tool calls to run first)
     forced_stop: tuple[str, int] | None = None
+    #: the files the conversation's `container_upload` blocks put into `$INPUT_DIR` (already copied)
+    uploads: tuple[FileRecord, ...] = ()
 
 
 def container_id_of(body: dict[str, Any]) -> str | None:
@@ -230,6 +236,7 @@ def prepare_turn(
     container = services.containers.get(container_id) if container_id else None
     if pending and version is None:
         raise InvalidRequestError("tools: a paused server tool use needs the code execution tool in `tools`")
+    uploads = tuple(resolve_uploads(body["messages"], version, services.files))
     steps, scripted = _choose_steps(body, version, custom_tools, pending, services.script)
     stop_fault = services.faults.take("stop_reason", fault_context)
     forced_stop = None
@@ -237,6 +244,8 @@ def prepare_turn(
         forced_stop = (stop_fault.stop_reason, stop_fault.after_tool_calls or 0)
     elif services.pause_after_tool_calls is not None:
         forced_stop = ("pause_turn", services.pause_after_tool_calls)
+    if uploads:
+        container = _stage_uploads(services, container, uploads)
     return PreparedTurn(
         body=body,
         model=model,
@@ -248,7 +257,22 @@ def prepare_turn(
         scripted=scripted,
         fault_context=fault_context,
         forced_stop=forced_stop,
+        uploads=uploads,
     )
+
+
+def _stage_uploads(
+    services: EngineServices, container: ContainerRecord | None, uploads: Sequence[FileRecord]
+) -> ContainerRecord:
+    """Copy the uploads into the container (made now if the request has none) before the model runs."""
+    assert services.files is not None  # resolve_uploads found the files in it
+    if container is None:
+        container = services.containers.create(services.ids.container())
+    try:
+        stage_uploads(services.backend.open(container.id), uploads, services.files)
+    except (SandboxUnavailable, OSError, ValueError) as problem:
+        raise APIError(f"Could not copy the uploaded files into the container: {problem}") from None
+    return container
 
 
 def estimate_tokens(value: Any) -> int:

@@ -26,19 +26,23 @@ from .base import (
 )
 from .local import LocalBackend, LocalSandbox
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "docker")
 
 
 def make_backend(name: str, state_dir: Path, limits: Limits, **options: Any) -> SandboxBackend:
-    """Build the sandbox backend called `name` ("local"; "docker" is not available yet).
+    """Build the sandbox backend called `name` ("local" or "docker").
 
     `options` go to the backend's constructor (for "local": `isolation`, `sandbox_uid`, `bwrap`,
-    `sandbox_python`, `selfcheck`).
+    `sandbox_python`, `selfcheck`; for "docker": `image`, `pool_size`, `strict`, `selfcheck`, `workspace`,
+    `cpuset`, `client`, and `isolation`, which it ignores).
     """
     if name == "local":
         return LocalBackend(Path(state_dir), limits, **options)
     if name == "docker":
-        raise ValueError("sandbox backend 'docker' is not implemented yet; available: " + ", ".join(BACKENDS))
+        # imported here: docker-py is only needed by those who pick this backend
+        from .docker_backend import DockerBackend
+
+        return DockerBackend(Path(state_dir), limits, **options)
     raise ValueError(f"unknown sandbox backend {name!r}; available: " + ", ".join(BACKENDS))
 
 

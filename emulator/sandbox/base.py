@@ -7,8 +7,9 @@ plain results. It knows nothing of the API's wire format: `engine/` turns these 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 GiB = 1024**3
 MiB = 1024**2
@@ -65,6 +66,12 @@ class CommandResult:
     output_files: tuple[OutputFile, ...] = ()
     #: the command was killed because stdout+stderr passed `Limits.output_kill_bytes` (implies `truncated`)
     output_killed: bool = False
+    #: (REPL cells) this persistent cell runs in a fresh interpreter because the previous one died, was
+    #: killed (timeout, output flood, crash) or the sandbox stopped: variables of earlier cells are gone
+    interpreter_restarted: bool = False
+    #: (REPL cells) the interpreter ended during this cell (timeout, flood, crash, `os._exit`); the next
+    #: cell starts a fresh one
+    interpreter_died: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,41 @@ FileOpResult = ViewResult | CreateResult | StrReplaceResult | FileOpError
 
 class SandboxUnavailable(Exception):
     """The sandbox could not be started or reached (the engine reports the API's `unavailable`)."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call a REPL cell made to one of the client's tools; the cell waits for its result."""
+
+    id: str  # the sandbox's id for the call (not an API id)
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCallResult:
+    """The client's answer to a `ToolCall`: the cell's `await tool(...)` returns `content`, or raises
+    (`ToolCallError`) when `is_error`."""
+
+    content: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class PendingCalls:
+    """A REPL cell stopped on these tool calls (made since it last ran); answer with `resume_cell`."""
+
+    calls: tuple[ToolCall, ...]
+    #: running time of this step of the cell (what to meter), not counting time spent waiting
+    duration_s: float
+    interpreter_restarted: bool = False
+
+
+CellOutcome = CommandResult | PendingCalls
+
+
+class CellNotPending(Exception):
+    """`resume_cell` found no cell waiting on tool results (it ended, timed out, or the sandbox stopped)."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +206,71 @@ class Sandbox(Protocol):
 
     def destroy(self) -> None:
         """Stop and delete the sandbox with its files."""
+        ...
+
+
+#: bytes per frame of a streamed file transfer (`StreamingFiles`); base64 makes the frame a third larger
+TRANSFER_CHUNK_BYTES = 1 * MiB
+
+
+@runtime_checkable
+class StreamingFiles(Protocol):
+    """Optional file transfers in bounded chunks, so a large `container_upload` or output file never travels
+    as one giant frame nor sits whole in memory. Backends without it fall back to `put_file`/`read_file`."""
+
+    def write_file_chunks(self, path: str, chunks: Iterable[bytes]) -> int:
+        """Write (create or replace) a file of the sandbox from these chunks, in order; returns its size."""
+        ...
+
+    def read_file_chunks(self, path: str, chunk_bytes: int = TRANSFER_CHUNK_BYTES) -> Iterator[bytes]:
+        """Yield a file of the sandbox in chunks. Raises FileNotFoundError, IsADirectoryError."""
+        ...
+
+    def file_sha256(self, path: str) -> str | None:
+        """The hex SHA-256 of a regular file of the sandbox, computed inside it; None if there is none."""
+        ...
+
+
+@runtime_checkable
+class ReplSandbox(Protocol):
+    """A sandbox with a long-lived Python interpreter (code execution >= 20260120 and programmatic tool
+    calling). Separate from `Sandbox` so that backends without it still satisfy that protocol.
+
+    One cell runs at a time. A cell that awaits client tools stops with `PendingCalls`; `resume_cell`
+    hands the results in and runs it on to the next `PendingCalls` or to its `CommandResult` (whose
+    stdout/stderr hold the whole cell's output). The interpreter's state lives in the sandbox's processes:
+    it is lost when the sandbox stops or restarts, and the next persistent cell says so
+    (`interpreter_restarted`). The `duration_s` of every answer is the running time of that one call (sum
+    them to meter a cell), not of the whole cell.
+    """
+
+    def run_cell(
+        self,
+        code: str,
+        *,
+        tools: Sequence[str] = (),
+        persist: bool = True,
+        timeout_s: float | None = None,
+        call_timeout_s: float | None = None,
+    ) -> CellOutcome:
+        """Run a cell. `tools` become async functions in its namespace; `persist` keeps the namespace
+        across cells (else the cell gets a fresh one); `timeout_s` bounds the cell's running time over all
+        its steps; a tool call without a result after `call_timeout_s` raises TimeoutError in the cell. A
+        cell still waiting on tool results is cancelled first."""
+        ...
+
+    def resume_cell(
+        self, results: Mapping[str, ToolCallResult], *, timeout_s: float | None = None
+    ) -> CellOutcome:
+        """Answer the waiting cell's calls (by `ToolCall.id`) and run it on. Raises `CellNotPending`."""
+        ...
+
+    def cancel_cell(self) -> CommandResult | None:
+        """End the waiting cell (its pending calls raise CancelledError); None if no cell waits."""
+        ...
+
+    def reset_repl(self) -> None:
+        """Discard the interpreter and its state on purpose (the next cell is not `interpreter_restarted`)."""
         ...
 
 

@@ -25,12 +25,17 @@ Isolation tiers (`isolation=`):
 Background processes: every process a command started is killed when the command returns (see `agent.py`).
 If user code kills the agent (`kill -9 -1`), the call returns what had streamed with `return_code` 137 and
 `sandbox_restarted=True`; the sandbox is restarted at once and the next call works.
+
+REPL cells (`run_cell`, `resume_cell`, `cancel_cell`, `reset_repl`; see `base.ReplSandbox`) run in the
+agent's long-lived Python worker. Its state lives in the sandbox's processes: `stop()` or a restart of the
+sandbox loses it, and the next persistent cell reports `interpreter_restarted`.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -44,7 +49,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -53,7 +58,10 @@ from . import agent as agent_module
 from .base import (
     INPUT_DIR,
     OUTPUT_DIR_PARENT,
+    TRANSFER_CHUNK_BYTES,
     WORKDIR,
+    CellNotPending,
+    CellOutcome,
     CommandResult,
     CreateResult,
     FileOpError,
@@ -62,8 +70,11 @@ from .base import (
     Limits,
     MiB,
     OutputFile,
+    PendingCalls,
     SandboxUnavailable,
     StrReplaceResult,
+    ToolCall,
+    ToolCallResult,
     ViewResult,
 )
 from .isolation import (
@@ -344,6 +355,10 @@ def _decode(data: bytes | bytearray) -> str:
     return bytes(data).decode("utf-8", "replace")
 
 
+def _with(result: CommandResult, **changes: Any) -> CommandResult:
+    return dataclasses.replace(result, **changes)
+
+
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
     os.lchown(path, uid, gid)
     for dirpath, dirnames, filenames in os.walk(path):
@@ -377,6 +392,13 @@ class LocalSandbox:
         self._cgroup: SandboxCgroup | None = None
         self._destroyed = False
         self._output_hex = self._load_meta()
+        #: a persistent REPL interpreter ran in the current agent (its state dies with the agent)
+        self._repl_in_use = False
+        #: ... and that agent is gone: the next persistent cell reports `interpreter_restarted`
+        self._repl_lost = False
+        #: the cell in progress: its output so far (kept across its steps) and whether it restarted
+        self._cell_out: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+        self._cell_restarted = False
 
     # ------------------------------------------------------------------ layout
 
@@ -467,8 +489,15 @@ class LocalSandbox:
         if agent is not None:
             agent.kill()
             self._agent = None
+            self._forget_repl()
         self._agent = self._start_agent()
         return self._agent
+
+    def _forget_repl(self) -> None:
+        """The agent (and with it the REPL interpreter) is gone."""
+        if self._repl_in_use:
+            self._repl_lost = True
+            self._repl_in_use = False
 
     def _start_agent(self) -> _AgentProcess:
         backend = self._backend
@@ -671,6 +700,7 @@ class LocalSandbox:
         agent.kill()
         if self._agent is agent:
             self._agent = None
+        self._forget_repl()
         try:
             self._agent = self._start_agent()
         except SandboxUnavailable:
@@ -693,6 +723,7 @@ class LocalSandbox:
             if agent is not None:
                 agent.killed_by_host = True
                 agent.shutdown()
+                self._forget_repl()
             if self._cgroup is not None:
                 self._cgroup.remove()
         finally:
@@ -729,12 +760,12 @@ class LocalSandbox:
     def _oom_count(self) -> int | None:
         return self._cgroup.oom_kills() if self._cgroup is not None else None
 
-    def _run(self, req: dict[str, Any], timeout_s: float | None, on_output: OnOutput | None) -> CommandResult:
-        lim = self._backend.limits
-        timeout = lim.timeout_s if timeout_s is None else float(timeout_s)
-        req = {**req, "timeout": timeout, "cap": lim.output_cap_bytes, "kill_bytes": lim.output_kill_bytes}
-        keep = lim.output_cap_bytes + 256  # room for the truncation marker
-        bufs = {1: bytearray(), 2: bytearray()}
+    def _collector(
+        self, bufs: dict[int, bytearray], on_output: OnOutput | None
+    ) -> tuple[Callable[[dict[str, Any]], None], list[BaseException]]:
+        """An `on_frame` that keeps output in `bufs` (up to the cap plus the marker) and feeds `on_output`;
+        a failing callback is collected (re-raised after the result, never mid-command)."""
+        keep = self._backend.limits.output_cap_bytes + 256  # room for the truncation marker
         names = {1: "stdout", 2: "stderr"}
         callback_error: list[BaseException] = []
 
@@ -747,11 +778,19 @@ class LocalSandbox:
             if len(buf) < keep:
                 buf += data[: keep - len(buf)]
             if on_output is not None and not callback_error:
-                # a failing callback must not leave the agent mid-command; it is re-raised after the result
                 try:
                     on_output(names[fd], data)
                 except Exception as e:
                     callback_error.append(e)
+
+        return on_frame, callback_error
+
+    def _run(self, req: dict[str, Any], timeout_s: float | None, on_output: OnOutput | None) -> CommandResult:
+        lim = self._backend.limits
+        timeout = lim.timeout_s if timeout_s is None else float(timeout_s)
+        req = {**req, "timeout": timeout, "cap": lim.output_cap_bytes, "kill_bytes": lim.output_kill_bytes}
+        bufs = {1: bytearray(), 2: bytearray()}
+        on_frame, callback_error = self._collector(bufs, on_output)
 
         with self._lock:
             agent = self._ensure_agent()
@@ -760,40 +799,175 @@ class LocalSandbox:
             try:
                 reply = agent.request(req, started + timeout + HOST_GRACE_S, on_frame)
             except (_AgentGone, _AgentTimeout) as e:
-                timed_out = isinstance(e, _AgentTimeout)
-                if agent.killed_by_host:
-                    raise SandboxUnavailable(
-                        f"sandbox {self.container_id} was stopped during the call"
-                    ) from None
-                agent.kill()
-                oom = self._oom_moved(oom_before)
-                restarted = self._restart_after_failure(agent)
-                return CommandResult(
-                    stdout=_decode(bufs[1]),
-                    stderr=_decode(bufs[2]),
-                    return_code=137,
-                    duration_s=time.monotonic() - started,
-                    timed_out=timed_out,
-                    oom_killed=oom,
-                    sandbox_restarted=restarted,
-                )
+                return self._agent_lost(agent, e, bufs, started, oom_before)
             if callback_error:
                 raise callback_error[0]
             if reply.get("type") != "result":
                 raise SandboxUnavailable(f"sandbox agent error: {reply.get('code')}: {reply.get('message')}")
-            return CommandResult(
-                stdout=_decode(bufs[1]),
-                stderr=_decode(bufs[2]),
-                return_code=int(reply["return_code"]),
-                duration_s=float(reply["duration"]),
-                timed_out=bool(reply["timed_out"]),
-                truncated=bool(reply["truncated"]),
-                oom_killed=self._oom_moved(oom_before),
-                output_files=tuple(
-                    OutputFile(path=p, name=n, size_bytes=int(s)) for p, n, s in reply["output_files"]
-                ),
-                output_killed=bool(reply.get("output_killed")),
+            return self._command_result(reply, bufs, oom_before)
+
+    def _agent_lost(
+        self,
+        agent: _AgentProcess,
+        error: Exception,
+        bufs: dict[int, bytearray],
+        started: float,
+        oom_before: int | None,
+    ) -> CommandResult:
+        """The agent died or hung during a command: restart the sandbox and say what had streamed."""
+        if agent.killed_by_host:
+            raise SandboxUnavailable(f"sandbox {self.container_id} was stopped during the call") from None
+        agent.kill()
+        oom = self._oom_moved(oom_before)
+        restarted = self._restart_after_failure(agent)
+        return CommandResult(
+            stdout=_decode(bufs[1]),
+            stderr=_decode(bufs[2]),
+            return_code=137,
+            duration_s=time.monotonic() - started,
+            timed_out=isinstance(error, _AgentTimeout),
+            oom_killed=oom,
+            sandbox_restarted=restarted,
+        )
+
+    def _command_result(
+        self, reply: dict[str, Any], bufs: dict[int, bytearray], oom_before: int | None
+    ) -> CommandResult:
+        return CommandResult(
+            stdout=_decode(bufs[1]),
+            stderr=_decode(bufs[2]),
+            return_code=int(reply["return_code"]),
+            duration_s=float(reply["duration"]),
+            timed_out=bool(reply["timed_out"]),
+            truncated=bool(reply["truncated"]),
+            oom_killed=self._oom_moved(oom_before),
+            output_files=tuple(
+                OutputFile(path=p, name=n, size_bytes=int(s)) for p, n, s in reply["output_files"]
+            ),
+            output_killed=bool(reply.get("output_killed")),
+        )
+
+    # ------------------------------------------------------------------ REPL cells
+
+    def run_cell(
+        self,
+        code: str,
+        *,
+        tools: Sequence[str] = (),
+        persist: bool = True,
+        timeout_s: float | None = None,
+        call_timeout_s: float | None = None,
+        on_output: OnOutput | None = None,
+    ) -> CellOutcome:
+        """Run a cell in the sandbox's long-lived interpreter (see `ReplSandbox.run_cell`)."""
+        lim = self._backend.limits
+        timeout = lim.timeout_s if timeout_s is None else float(timeout_s)
+        req: dict[str, Any] = {
+            "op": "repl_run",
+            "code": code,
+            "tools": [str(name) for name in tools],
+            "persist": bool(persist),
+            "timeout": timeout,
+            "cap": lim.output_cap_bytes,
+            "kill_bytes": lim.output_kill_bytes,
+        }
+        if call_timeout_s is not None:
+            req["call_timeout"] = float(call_timeout_s)
+        with self._lock:
+            agent = self._ensure_agent()
+            # a restart of the whole sandbox since the last persistent cell lost the interpreter too
+            self._cell_restarted = bool(persist) and self._repl_lost
+            if persist:
+                self._repl_lost = False
+                self._repl_in_use = True
+            self._cell_out = {1: bytearray(), 2: bytearray()}
+            # room for cancelling a cell still waiting on tool results
+            deadline_s = timeout + agent_module.CANCEL_GRACE_SECONDS + HOST_GRACE_S
+            outcome = self._cell_step(agent, req, deadline_s, on_output)
+        assert outcome is not None
+        return outcome
+
+    def resume_cell(
+        self,
+        results: Mapping[str, ToolCallResult],
+        *,
+        timeout_s: float | None = None,
+        on_output: OnOutput | None = None,
+    ) -> CellOutcome:
+        """Hand the waiting cell its tool results and run it on. Raises `CellNotPending`."""
+        req: dict[str, Any] = {
+            "op": "repl_resume",
+            "results": {
+                str(call_id): {"content": r.content, "is_error": bool(r.is_error)}
+                for call_id, r in results.items()
+            },
+        }
+        if timeout_s is not None:
+            req["timeout"] = float(timeout_s)
+        bound = self._backend.limits.timeout_s if timeout_s is None else float(timeout_s)
+        with self._lock:
+            agent = self._agent
+            if agent is None or not agent.alive():
+                raise CellNotPending(f"no cell of sandbox {self.container_id} is waiting on tool results")
+            outcome = self._cell_step(agent, req, bound + HOST_GRACE_S, on_output)
+        assert outcome is not None
+        return outcome
+
+    def cancel_cell(self) -> CommandResult | None:
+        """End the cell waiting on tool results (its pending calls raise CancelledError); None if none."""
+        with self._lock:
+            agent = self._agent
+            if agent is None or not agent.alive():
+                return None
+            deadline_s = agent_module.CANCEL_GRACE_SECONDS + HOST_GRACE_S
+            outcome = self._cell_step(agent, {"op": "repl_cancel"}, deadline_s, None)
+        assert not isinstance(outcome, PendingCalls)
+        return outcome
+
+    def reset_repl(self) -> None:
+        """Discard the interpreter and its state on purpose; the next cell starts fresh (not "restarted")."""
+        with self._lock:
+            agent = self._agent
+            if agent is not None and agent.alive():
+                try:
+                    agent.request({"op": "repl_reset"}, time.monotonic() + FILE_OP_TIMEOUT_S)
+                except (_AgentGone, _AgentTimeout):
+                    self._restart_after_failure(agent)
+            self._repl_lost = False
+            self._repl_in_use = False
+
+    def _cell_step(
+        self, agent: _AgentProcess, req: dict[str, Any], deadline_s: float, on_output: OnOutput | None
+    ) -> CellOutcome | None:
+        """One request of a cell (run, resume or cancel); the caller holds the lock."""
+        bufs = self._cell_out
+        on_frame, callback_error = self._collector(bufs, on_output)
+        oom_before = self._oom_count()
+        started = time.monotonic()
+        try:
+            reply = agent.request(req, started + deadline_s, on_frame)
+        except (_AgentGone, _AgentTimeout) as e:
+            lost = self._agent_lost(agent, e, bufs, started, oom_before)
+            return _with(lost, interpreter_restarted=self._cell_restarted, interpreter_died=True)
+        if callback_error:
+            raise callback_error[0]
+        if reply.get("type") != "result":
+            if reply.get("code") == "no_pending_cell":
+                raise CellNotPending(str(reply.get("message")))
+            raise SandboxUnavailable(f"sandbox agent error: {reply.get('code')}: {reply.get('message')}")
+        if req["op"] == "repl_cancel" and not reply.get("cancelled"):
+            return None  # nothing was waiting
+        restarted = self._cell_restarted or bool(reply.get("restarted"))
+        if "pending" in reply:
+            calls = tuple(
+                ToolCall(id=str(c["id"]), name=str(c["name"]), input=dict(c.get("input") or {}))
+                for c in reply["pending"]
             )
+            return PendingCalls(
+                calls=calls, duration_s=float(reply["duration"]), interpreter_restarted=restarted
+            )
+        result = self._command_result(reply, bufs, oom_before)
+        return _with(result, interpreter_restarted=restarted, interpreter_died=bool(reply.get("worker_died")))
 
     def _oom_moved(self, before: int | None) -> bool:
         after = self._oom_count()
@@ -893,6 +1067,37 @@ class LocalSandbox:
         """Every regular file now under `$OUTPUT_DIR`."""
         reply = self._transfer({"op": "list_outputs"})
         return tuple(OutputFile(path=p, name=n, size_bytes=int(s)) for p, n, s in reply["output_files"])
+
+    # Chunked transfers (`StreamingFiles`): one bounded frame per chunk instead of one frame per file.
+
+    def write_file_chunks(self, path: str, chunks: Iterable[bytes]) -> int:
+        """Write a file into the sandbox chunk by chunk, from inside it; returns its size."""
+        offset = 0
+        for chunk in chunks:
+            if chunk:
+                data = base64.b64encode(chunk).decode()
+                reply = self._transfer({"op": "put_chunk", "path": path, "offset": offset, "data": data})
+                offset = int(reply["size"])
+        if offset == 0:  # no bytes at all: still an (empty) file
+            self._transfer({"op": "put_chunk", "path": path, "offset": 0, "data": ""})
+        return offset
+
+    def read_file_chunks(self, path: str, chunk_bytes: int = TRANSFER_CHUNK_BYTES) -> Iterator[bytes]:
+        """Yield a file of the sandbox chunk by chunk. Raises FileNotFoundError, IsADirectoryError."""
+        offset = 0
+        while True:
+            reply = self._transfer({"op": "read_chunk", "path": path, "offset": offset, "size": chunk_bytes})
+            data = base64.b64decode(reply["data"])
+            offset += len(data)
+            if data:
+                yield data
+            if reply["eof"] or not data:
+                return
+
+    def file_sha256(self, path: str) -> str | None:
+        """SHA-256 (hex) of a regular file of the sandbox, hashed inside it; None when there is none."""
+        digest = self._transfer({"op": "sha256", "path": path}).get("sha256")
+        return str(digest) if digest is not None else None
 
     def ping(self) -> float:
         """Round-trip time of one no-op request to the agent, in seconds."""

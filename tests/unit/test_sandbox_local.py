@@ -71,8 +71,8 @@ def test_protocols_and_factory(tmp_path):
         b.close()
     with pytest.raises(ValueError, match="unknown sandbox backend"):
         make_backend("nope", tmp_path, FAST)
-    with pytest.raises(ValueError, match="docker"):
-        make_backend("docker", tmp_path, FAST)
+    with pytest.raises(ValueError, match="workspace"):
+        make_backend("docker", tmp_path, FAST, workspace="tmpfs")
     with pytest.raises(ValueError, match="isolation"):
         LocalBackend(tmp_path, FAST, isolation="chroot")
 

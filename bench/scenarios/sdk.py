@@ -1,0 +1,188 @@
+"""P1, P2, P9: the emulator's own overhead on a turn, against floors that return the same bytes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anthropic
+import httpx2
+
+from bench.core import Row, Settings, ratio_row, stats_ms, time_calls, time_interleaved
+from bench.support import (
+    API_KEY,
+    FloorServer,
+    message_params,
+    raw_response,
+    tcp_nodelay_of_open_sockets,
+)
+from emulator import Emulator, bash, text
+
+
+def respx_covers_httpx2() -> bool:
+    """Whether respx can intercept the SDK's HTTP stack (SDK 2.13 uses httpx2 + httpcore2)."""
+    try:
+        import respx.mocks
+    except ImportError:
+        return False
+    targets = [t for mocker in (respx.mocks.HTTPXMocker, respx.mocks.HTTPCoreMocker) for t in mocker.targets]
+    return any("httpx2" in t or "httpcore2" in t for t in targets)
+
+
+def mock_client(body: bytes, headers: dict[str, str]) -> anthropic.Anthropic:
+    """The SDK over `httpx2.MockTransport` returning fixed bytes: what a respx route does for httpx."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        request.read()
+        return httpx2.Response(200, content=body, headers=headers)
+
+    return anthropic.Anthropic(
+        base_url="http://emulator",
+        api_key=API_KEY,
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
+    )
+
+
+def p1_in_process(settings: Settings) -> list[Row]:
+    params = message_params()
+    n = settings.n(600)
+    with Emulator() as emulator:
+        client = emulator.anthropic_client()
+        emulator.add_turn(text("hello"))
+        body, headers = raw_response(client, **params)
+
+        def subject() -> None:
+            emulator.add_turn(text("hello"))
+            client.messages.create(**params)
+
+        baseline_client = mock_client(body, headers)
+
+        def baseline() -> None:
+            baseline_client.messages.create(**params)
+
+        subject_s, baseline_s = time_interleaved(subject, baseline, n=n, warmup=20)
+    covered = respx_covers_httpx2()
+    note = (
+        "baseline: the SDK over httpx2.MockTransport returning the emulator's bytes"
+        + ("" if covered else " (respx patches httpx/httpcore only, not the SDK's httpx2/httpcore2)")
+    )
+    return [ratio_row("P1", "in-process text turn (SDK)", subject_s, baseline_s, "mock transport", 1.3, note)]
+
+
+def p2_http(settings: Settings) -> list[Row]:
+    params = message_params()
+    n = settings.n(600)
+    with Emulator() as emulator, FloorServer() as floor:
+        client = emulator.anthropic_client(in_process=False, api_key=API_KEY)
+        emulator.add_turn(text("hello"))
+        body, headers = raw_response(client, **params)
+        floor.set(body, headers)
+        floor_client = anthropic.Anthropic(base_url=floor.url, api_key=API_KEY, max_retries=0)
+
+        def subject() -> None:
+            emulator.add_turn(text("hello"))
+            client.messages.create(**params)
+
+        def baseline() -> None:
+            floor_client.messages.create(**params)
+
+        subject_s, baseline_s = time_interleaved(subject, baseline, n=n, warmup=20)
+        sockets = tcp_nodelay_of_open_sockets()
+    note = (
+        f"baseline: bare ASGI app under uvicorn, same bytes; loopback TCP sockets with TCP_NODELAY "
+        f"on/off: {sockets['nodelay_on']}/{sockets['nodelay_off']}"
+    )
+    row = ratio_row("P2", "HTTP text turn (SDK, keep-alive)", subject_s, baseline_s, "uvicorn floor", 1.2, note)
+    row.extra["sockets"] = sockets
+    return [row]
+
+
+def _first_event_time(client: anthropic.Anthropic, params: dict[str, Any]) -> tuple[float, float, str]:
+    """(seconds to the first SSE event, seconds to the end of the stream, container id)."""
+    started = time.perf_counter()
+    stream = client.messages.create(stream=True, **params)
+    container = ""
+    with stream:
+        first: float | None = None
+        for event in stream:
+            if first is None:
+                first = time.perf_counter() - started
+            if event.type == "message_delta":
+                found = getattr(event.delta, "container", None)
+                container = found.id if found is not None else container
+    assert first is not None
+    return first, time.perf_counter() - started, container
+
+
+def p9_first_byte(settings: Settings) -> list[Row]:
+    n = settings.n(8, minimum=3)
+    sleep_s = 2.0
+    with Emulator() as emulator, FloorServer() as floor:
+        client = emulator.anthropic_client(in_process=False, api_key=API_KEY)
+        params = message_params(tools=True)
+        # a warm container: the first byte must not wait for the command, whatever the sandbox start costs
+        emulator.add_turn(bash("true"), text("done"))
+        _, _, container = _first_event_time(client, params)
+        warm = dict(params, container=container)
+        firsts: list[float] = []
+        totals: list[float] = []
+        fresh_firsts: list[float] = []
+        for index in range(n):
+            emulator.add_turn(bash(f"sleep {sleep_s:g}"), text("done"))
+            first, total, _ = _first_event_time(client, warm)
+            firsts.append(first)
+            totals.append(total)
+            if index < max(2, n // 3):
+                # a new container each time: sandbox creation is on this path too
+                emulator.add_turn(bash(f"sleep {sleep_s:g}"), text("done"))
+                fresh_first, _, _ = _first_event_time(client, params)
+                fresh_firsts.append(fresh_first)
+        # the floor: the same first event from a bare app, as its own chunk
+        emulator.add_turn(text("hello"))
+        sse = client.messages.with_raw_response.create(stream=True, **params).http_response.read()
+        head, sep, rest = sse.partition(b"\n\n")
+        floor.set(sse, {"content-type": "text/event-stream"}, chunks=[head + sep, rest])
+        floor_client = anthropic.Anthropic(base_url=floor.url, api_key=API_KEY, max_retries=0)
+        floor_s = time_calls(lambda: _first_event_time(floor_client, params), settings.n(100), warmup=5)
+    s = stats_ms(firsts)
+    f = stats_ms(floor_s)
+    fresh = stats_ms(fresh_firsts)
+    total = stats_ms(totals)
+    note = (
+        f"command: sleep {sleep_s:g}; whole stream median {total.median:.0f} ms; baseline: first event from a "
+        f"bare uvicorn app"
+    )
+    limit = 50.0
+    return [
+        Row(
+            id="P9",
+            name="first SSE event, 2 s command (warm container)",
+            status="pass" if s.median <= limit else "fail",
+            n=s.n,
+            median=s.median,
+            p90=s.p90,
+            baseline_name="floor first event",
+            baseline=f.median,
+            ratio=s.median / f.median,
+            target=f"median <= {limit:g} ms",
+            note=note,
+            extra={"total_ms": total.__dict__},
+        ),
+        Row(
+            id="P9",
+            name="first SSE event, 2 s command (new container)",
+            status="pass" if fresh.median <= limit else "fail",
+            n=fresh.n,
+            median=fresh.median,
+            p90=fresh.p90,
+            baseline_name="floor first event",
+            baseline=f.median,
+            ratio=fresh.median / f.median,
+            target=f"median <= {limit:g} ms",
+            note="each request creates its container (the sandbox start is on this path)",
+        ),
+    ]
+
+
+__all__ = ["p1_in_process", "p2_http", "p9_first_byte"]

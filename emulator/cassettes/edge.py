@@ -1,0 +1,364 @@
+"""The record/replay edge: what answers `/v1/*` when the emulator runs in `replay` or `record` mode.
+
+Server-side, so it works for any client (curl, the TypeScript SDK, the Python SDK): the request is turned into
+a vcrpy `Request` and looked up in the cassette (vcrpy's `Cassette` and matchers); a hit is served back byte
+for byte (streams in event-sized chunks, so a client sees the same events with the same boundaries); a miss
+is forwarded to the upstream API when the record mode allows it, relayed to the client as it arrives, and
+appended to the cassette, which is saved atomically after each interaction; otherwise it is answered with
+`UNMATCHED_STATUS` and a message naming the request and diffing it against the closest recorded one.
+
+Secrets never reach the cassette: `x-api-key`, `authorization`, cookies and any configured header (a trailing
+`*` matches a prefix) are dropped from what is recorded (they are still forwarded upstream), and the API key's
+value is scrubbed from recorded bodies too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+import httpx2
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from vcr.request import Request as VcrRequest
+
+from emulator.app.body import read_capped
+from emulator.cassettes.matching import BodyNormalizer, IndexedCassette, explain_miss, open_cassette
+from emulator.cassettes.modes import DEFAULT_UPSTREAM, effective_record_mode
+from emulator.errors import APIError
+from emulator.state.journal import JournalEntry, redact_headers
+
+if TYPE_CHECKING:
+    from emulator.config import EmulatorConfig
+    from emulator.runtime import Runtime
+
+log = logging.getLogger("emulator.cassettes")
+
+#: the status of the answer to a request the cassette cannot answer (not one the API uses; not retried)
+UNMATCHED_STATUS = 418
+UNMATCHED_ERROR_TYPE = "unmatched_request_error"
+#: upstream unreachable or failing at the transport level while recording
+UPSTREAM_STATUS = 502
+
+#: never written to a cassette, whatever the configuration
+SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie", "set-cookie"})
+#: connection-level headers, and those that would lie about a decoded body
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+        "content-length",
+        "content-encoding",
+    }
+)
+_NOT_FORWARDED = _HOP_BY_HOP | {"host", "accept-encoding"}
+#: headers carrying the API key: their values are also scrubbed from recorded bodies
+_KEY_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization"})
+_SCRUBBED = b"[filtered]"
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """A request the cassette could not answer."""
+
+    cassette: Path
+    method: str
+    path: str
+    record_mode: str
+    summary: str
+    detail: str
+
+    @property
+    def message(self) -> str:
+        text = (
+            f"No recorded interaction in cassette {self.cassette} matches {self.method} {self.path} "
+            f"(record mode '{self.record_mode}'); {self.summary}"
+        )
+        return f"{text}\n{self.detail}" if self.detail else text
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    cassette: Path
+    mode: str = "replay"
+    record_mode: str | None = None
+    upstream: str = DEFAULT_UPSTREAM
+    filter_headers: tuple[str, ...] = ()
+    match_ignore: tuple[str, ...] = ()
+    #: the base URL written in recorded `uri`s (default: `upstream`)
+    record_base_url: str | None = None
+    max_body_bytes: int = 32 * 1024 * 1024
+    upstream_timeout_s: float = 600.0
+
+    @classmethod
+    def from_config(cls, config: EmulatorConfig) -> EdgeSettings:
+        if config.cassette is None:
+            raise ValueError(f"mode {config.mode!r} needs a cassette path (`cassette=` / `--cassette`)")
+        return cls(
+            cassette=Path(config.cassette),
+            mode=config.mode,
+            record_mode=config.record_mode,
+            upstream=config.upstream,
+            filter_headers=tuple(config.filter_headers),
+            match_ignore=tuple(config.match_ignore),
+            record_base_url=config.record_base_url,
+            max_body_bytes=config.max_body_bytes,
+        )
+
+
+class CassetteEdge:
+    """Answers API requests from a vcrpy cassette, recording misses from upstream when allowed."""
+
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
+        self.path = Path(settings.cassette)
+        self.record_mode = effective_record_mode(settings.mode, settings.record_mode)
+        self._normalizer = BodyNormalizer(settings.match_ignore)
+        vcr_mode = "all" if self.record_mode == "rewrite" else self.record_mode
+        self.cassette: IndexedCassette = open_cassette(self.path, vcr_mode, settings.match_ignore)  # type: ignore[assignment]
+        if self.record_mode == "rewrite":
+            self.cassette.drop_unused_requests = True
+        configured = [name.lower() for name in settings.filter_headers]
+        self._hidden = SECRET_HEADERS | {name for name in configured if not name.endswith("*")}
+        self._hidden_prefixes = tuple(name[:-1] for name in configured if name.endswith("*"))
+        self._base = (settings.record_base_url or settings.upstream).rstrip("/")
+        self._lock = threading.Lock()
+        self._unmatched: list[Unmatched] = []
+        self._closed = False
+
+    # --- inspection ----------------------------------------------------------------------------------------
+
+    @property
+    def unmatched(self) -> list[Unmatched]:
+        with self._lock:
+            return list(self._unmatched)
+
+    @property
+    def all_played(self) -> bool:
+        return bool(self.cassette.all_played)
+
+    # --- the endpoint --------------------------------------------------------------------------------------
+
+    async def handle(self, request: Request, runtime: Runtime, request_id: str) -> Response:
+        raw = await read_capped(request, self.settings.max_body_bytes)
+        entry = runtime.journal.add(self._journal_entry(request, request_id, raw))
+        live = self._vcr_request(request, raw)
+        with self._lock:
+            if self.cassette.can_play_response_for(live):
+                recorded = self.cassette.play_response(live)
+                verdict = "play"
+            elif self.cassette.write_protected:
+                summary, detail = explain_miss(self.cassette, live, self._normalizer)
+                miss = Unmatched(
+                    self.path, request.method, request.url.path, self.record_mode, summary, detail
+                )
+                self._unmatched.append(miss)
+                verdict = "miss"
+            else:
+                verdict = "forward"
+        if verdict == "play":
+            return self._replay(recorded, request_id, entry)
+        if verdict == "miss":
+            entry.status = UNMATCHED_STATUS
+            log.warning("%s", miss.message)
+            raise APIError(
+                miss.message,
+                status=UNMATCHED_STATUS,
+                error_type=UNMATCHED_ERROR_TYPE,
+                headers={"x-should-retry": "false"},
+                details={"cassette": str(self.path), "closest": summary, "diff": detail},
+            )
+        return await self._forward(request, raw, live, entry)
+
+    # --- replay --------------------------------------------------------------------------------------------
+
+    def _replay(self, recorded: dict[str, Any], request_id: str, entry: JournalEntry) -> Response:
+        status = int(recorded["status"]["code"])
+        body = recorded.get("body", {}).get("string") or b""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        headers = {
+            name.lower(): ", ".join(values if isinstance(values, list) else [values])
+            for name, values in (recorded.get("headers") or {}).items()
+            if name.lower() not in _HOP_BY_HOP
+        }
+        headers.setdefault("request-id", request_id)
+        entry.status = status
+        stream = "text/event-stream" in headers.get("content-type", "") or body.lstrip()[:6] in (
+            b"event:",
+            b"data: ",
+        )
+        if stream:
+            entry.stream = True
+            headers.setdefault("content-type", "text/event-stream")
+            return StreamingResponse(_event_chunks(body), status_code=status, headers=headers)
+        headers.setdefault("content-type", "application/json")
+        entry.response = _json_or_none(body)
+        return Response(body, status_code=status, headers=headers)
+
+    # --- record --------------------------------------------------------------------------------------------
+
+    def _vcr_request(self, request: Request, raw: bytes) -> VcrRequest:
+        query = f"?{request.url.query}" if request.url.query else ""
+        uri = f"{self._base}{request.url.path}{query}"
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if not self._is_hidden(name) and name.lower() not in _NOT_FORWARDED
+        }
+        return VcrRequest(request.method, uri, raw, headers)
+
+    def _is_hidden(self, name: str) -> bool:
+        lowered = name.lower()
+        return lowered in self._hidden or lowered.startswith(self._hidden_prefixes)
+
+    def _secrets(self, request: Request) -> list[bytes]:
+        values: list[bytes] = []
+        for name, value in request.headers.items():
+            if name.lower() in _KEY_HEADERS:
+                token = value.split(" ", 1)[1] if value.lower().startswith("bearer ") else value
+                if len(token) >= 8:
+                    values.append(token.encode("utf-8"))
+        return values
+
+    async def _forward(self, request: Request, raw: bytes, live: VcrRequest, entry: JournalEntry) -> Response:
+        upstream = self.settings.upstream.rstrip("/")
+        query = f"?{request.url.query}" if request.url.query else ""
+        url = f"{upstream}{request.url.path}{query}"
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED]
+        # bodies are recorded decoded; asking for identity keeps what we relay and what we record the same
+        headers.append(("accept-encoding", "identity"))
+        timeout = httpx2.Timeout(self.settings.upstream_timeout_s, connect=30.0)
+        client = httpx2.AsyncClient(timeout=timeout)
+        try:
+            upstream_response = await client.send(
+                client.build_request(request.method, url, content=raw, headers=headers), stream=True
+            )
+        except httpx2.HTTPError as problem:
+            await client.aclose()
+            raise APIError(
+                f"record mode: the upstream {upstream} could not be reached: {problem!r}",
+                status=UPSTREAM_STATUS,
+                error_type="api_error",
+                headers={"x-should-retry": "false"},
+            ) from None
+        secrets = self._secrets(request)
+        status = upstream_response.status_code
+        reason = upstream_response.reason_phrase
+        relayed = {k: v for k, v in upstream_response.headers.items() if k.lower() not in _HOP_BY_HOP}
+        recorded_headers: dict[str, list[str]] = {}
+        for name, value in upstream_response.headers.multi_items():
+            if name.lower() not in _HOP_BY_HOP and not self._is_hidden(name):
+                recorded_headers.setdefault(name.lower(), []).append(value)
+        entry.status = status
+        stored = VcrRequest(live.method, live.uri, _scrub(raw, secrets), dict(live.headers))
+
+        def record(body: bytes) -> None:
+            response = {
+                "status": {"code": status, "message": reason},
+                "headers": recorded_headers,
+                "body": {"string": _scrub(body, secrets)},
+            }
+            with self._lock:
+                self.cassette.append(stored, response)
+                self.cassette._save()
+
+        if "text/event-stream" in upstream_response.headers.get("content-type", ""):
+            entry.stream = True
+
+            async def relay() -> AsyncIterator[bytes]:
+                chunks: list[bytes] = []
+                complete = False
+                try:
+                    async for chunk in upstream_response.aiter_bytes():
+                        chunks.append(chunk)
+                        yield chunk
+                    complete = True
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await upstream_response.aclose()
+                        await client.aclose()
+                        if complete:
+                            await anyio.to_thread.run_sync(record, b"".join(chunks))
+                        else:
+                            log.warning("record mode: %s %s ended early; not recorded", request.method, url)
+
+            return StreamingResponse(relay(), status_code=status, headers=relayed)
+        try:
+            body = await upstream_response.aread()
+        except httpx2.HTTPError as problem:
+            raise APIError(
+                f"record mode: reading the upstream answer failed: {problem!r}",
+                status=UPSTREAM_STATUS,
+                error_type="api_error",
+                headers={"x-should-retry": "false"},
+            ) from None
+        finally:
+            await upstream_response.aclose()
+            await client.aclose()
+        await anyio.to_thread.run_sync(record, body)
+        entry.response = _json_or_none(body)
+        return Response(body, status_code=status, headers=relayed)
+
+    def _journal_entry(self, request: Request, request_id: str, raw: bytes) -> JournalEntry:
+        return JournalEntry(
+            request_id=request_id,
+            method=request.method,
+            path=request.url.path,
+            query=request.url.query,
+            headers=redact_headers(dict(request.headers), frozenset(self._hidden)),
+            body=_json_or_none(raw),
+            extra={"cassette": str(self.path)},
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        with self._lock:
+            self.cassette._save()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.save()
+
+
+def _scrub(body: bytes, secrets: Iterable[bytes]) -> bytes:
+    for secret in secrets:
+        body = body.replace(secret, _SCRUBBED)
+    return body
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _event_chunks(body: bytes) -> Iterator[bytes]:
+    """The body cut after each blank line, so a replayed stream arrives event by event."""
+    start = 0
+    length = len(body)
+    while start < length:
+        ends = [found for found in (body.find(b"\n\n", start), body.find(b"\r\n\r\n", start)) if found >= 0]
+        if not ends:
+            yield body[start:]
+            return
+        end = min(ends)
+        end += 4 if body.startswith(b"\r\n\r\n", end) else 2
+        yield body[start:end]
+        start = end

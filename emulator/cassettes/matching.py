@@ -1,0 +1,303 @@
+"""Matching a live request to a recorded one, with vcrpy's `Cassette` and vcrpy-style matchers.
+
+A request matches a recorded one when the method, the API path (from `/v1/` on; the host and the query
+string are ignored, so `?beta=true` from older SDKs matches) and the body agree. JSON bodies are compared
+semantically: key order and whitespace do not matter, and configured volatile fields (dotted paths, `*` for
+any key or list item, e.g. `metadata.user_id` or `messages.*.content.*.cache_control`) are dropped first.
+Multipart bodies are compared with their random boundary normalised. Repeated identical requests are
+answered in recorded order: vcrpy plays each recorded interaction once, the first unplayed match first.
+
+`IndexedCassette` is vcrpy's `Cassette` with a hash index in front of its linear scan: the candidates for a
+request are looked up by (method, path, canonical body) and then confirmed with the same matchers, so the
+lookup of the last of 1,000 interactions costs one dictionary probe instead of 1,000 matcher runs. The
+cassette's format and its record/replay semantics are vcrpy's, unchanged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vcr.cassette import Cassette
+from vcr.matchers import method as vcr_method
+from vcr.matchers import requests_match
+from vcr.record_mode import RecordMode
+from vcr.request import Request as VcrRequest
+
+from emulator.cassettes.format import AtomicPersister, Serializer
+
+MAX_DIFF_LINES = 60
+_BOUNDARY = re.compile(r"boundary=\"?([^\";,\s]+)", re.IGNORECASE)
+_KEY_ATTRIBUTE = "_emulator_match_key"
+
+
+def api_path(path: str) -> str:
+    """The part of a URL path the API routes on: from `/v1/` on (a proxy prefix is ignored)."""
+    position = path.find("/v1/")
+    trimmed = path[position:] if position >= 0 else path
+    return trimmed.rstrip("/") or "/"
+
+
+# --- body normalisation ---------------------------------------------------------------------------------
+
+
+def _split_paths(fields: Iterable[str]) -> list[list[str]]:
+    return [field.split(".") for field in fields if field]
+
+
+def _drop(value: Any, path: Sequence[str]) -> None:
+    if not path:
+        return
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        keys = list(value) if head == "*" else [head] if head in value else []
+        for key in keys:
+            if rest:
+                _drop(value[key], rest)
+            else:
+                del value[key]
+    elif isinstance(value, list):
+        if head == "*":
+            indexes = range(len(value))
+        elif head.isdigit() and int(head) < len(value):
+            indexes = range(int(head), int(head) + 1)
+        else:
+            indexes = range(0)
+        if rest:
+            for index in indexes:
+                _drop(value[index], rest)
+        else:
+            for index in sorted(indexes, reverse=True):
+                del value[index]
+
+
+def _content_type(headers: Any) -> str:
+    try:
+        value = headers.get("content-type") or headers.get("Content-Type") or ""
+    except AttributeError:
+        return ""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _body_bytes(request: VcrRequest) -> bytes:
+    body = request.body
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if hasattr(body, "read"):
+        return bytes(body.read())
+    return b"".join(part if isinstance(part, bytes) else str(part).encode() for part in body)
+
+
+@dataclass(frozen=True)
+class NormalBody:
+    """A body made comparable: `text` is canonical JSON (sorted keys) or the raw text."""
+
+    is_json: bool
+    text: str
+
+    def pretty(self) -> list[str]:
+        if self.is_json:
+            return json.dumps(
+                json.loads(self.text), indent=2, sort_keys=True, ensure_ascii=False
+            ).splitlines()
+        return self.text.splitlines()
+
+
+class BodyNormalizer:
+    """Canonical forms of request bodies, with the volatile fields removed."""
+
+    def __init__(self, ignore: Iterable[str] = ()) -> None:
+        self.ignore = tuple(ignore)
+        self._paths = _split_paths(self.ignore)
+
+    def normalize(self, request: VcrRequest) -> NormalBody:
+        raw = _body_bytes(request)
+        if not raw.strip():
+            return NormalBody(False, "")
+        try:
+            parsed = json.loads(raw)
+        except (UnicodeDecodeError, ValueError):
+            text = raw.decode("utf-8", errors="replace")
+            boundary = _BOUNDARY.search(_content_type(request.headers))
+            if boundary:
+                text = text.replace(boundary.group(1), "BOUNDARY")
+            return NormalBody(False, text)
+        for path in self._paths:
+            _drop(parsed, path)
+        return NormalBody(True, json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+
+    def key(self, request: VcrRequest) -> tuple[str, str, str]:
+        """(method, API path, body digest), cached on the request object (recorded requests never change)."""
+        cached = request.__dict__.get(_KEY_ATTRIBUTE)
+        if cached is not None and cached[0] == self.ignore:
+            return cached[1]  # type: ignore[no-any-return]
+        body = self.normalize(request)
+        digest = hashlib.blake2b(body.text.encode("utf-8"), digest_size=16).hexdigest()
+        key = (str(request.method).upper(), api_path(request.path), digest)
+        request.__dict__[_KEY_ATTRIBUTE] = (self.ignore, key)
+        return key
+
+
+# --- vcrpy matchers -------------------------------------------------------------------------------------
+
+
+def path_matcher(r1: VcrRequest, r2: VcrRequest) -> None:
+    """vcrpy matcher: the API path (from `/v1/` on), host and query ignored."""
+    if api_path(r1.path) != api_path(r2.path):
+        raise AssertionError(f"path {api_path(r1.path)} != recorded {api_path(r2.path)}")
+
+
+path_matcher.__name__ = "api_path"
+
+
+class BodyMatcher:
+    """vcrpy matcher comparing bodies semantically; its failure message is a unified diff."""
+
+    __name__ = "json_body"
+
+    def __init__(self, normalizer: BodyNormalizer) -> None:
+        self.normalizer = normalizer
+
+    def __call__(self, r1: VcrRequest, r2: VcrRequest) -> None:
+        # vcrpy passes the live request first and the recorded one second
+        if self.normalizer.key(r1)[2] != self.normalizer.key(r2)[2]:
+            raise AssertionError(body_diff(self.normalizer.normalize(r2), self.normalizer.normalize(r1)))
+
+
+def body_diff(recorded: NormalBody, live: NormalBody, limit: int = MAX_DIFF_LINES) -> str:
+    lines = list(
+        difflib.unified_diff(recorded.pretty(), live.pretty(), "recorded", "this request", n=2, lineterm="")
+    )
+    if not lines:
+        return "the bodies differ only in ways the diff does not show (encoding)"
+    shown = [line if len(line) <= 300 else line[:300] + "..." for line in lines[:limit]]
+    if len(lines) > limit:
+        shown.append(f"... ({len(lines) - limit} more diff lines)")
+    return "\n".join(shown)
+
+
+def matchers(ignore: Iterable[str] = ()) -> tuple[Callable[[VcrRequest, VcrRequest], None], ...]:
+    """The matchers we match on: vcrpy's `method`, then the API path and the semantic body."""
+    return (vcr_method, path_matcher, BodyMatcher(BodyNormalizer(ignore)))
+
+
+# --- the indexed cassette ---------------------------------------------------------------------------------
+
+
+class IndexedCassette(Cassette):  # type: ignore[misc]
+    """vcrpy's `Cassette` with a hash index over (method, API path, canonical body).
+
+    The index only narrows the candidates; each is still confirmed with the cassette's matchers, so the
+    answers are exactly those of the linear scan.
+    """
+
+    def __init__(self, *args: Any, index_key: Callable[[VcrRequest], Hashable], **kwargs: Any) -> None:
+        self._index: dict[Hashable, list[int]] = {}
+        self._index_key = index_key
+        super().__init__(*args, **kwargs)
+
+    def append(self, request: VcrRequest, response: Any) -> None:
+        before = len(self.data)
+        super().append(request, response)
+        for position in range(before, len(self.data)):
+            self._index.setdefault(self._index_key(self.data[position][0]), []).append(position)
+
+    def _responses(self, request: VcrRequest) -> Iterator[tuple[int, Any]]:
+        request = self._before_record_request(request)
+        if not request:
+            return
+        for position in self._index.get(self._index_key(request), ()):
+            stored_request, response = self.data[position]
+            if requests_match(request, stored_request, self._match_on):
+                yield position, response
+
+    def _new_interactions(self) -> list[tuple[VcrRequest, Any]]:
+        # vcrpy compares every interaction with every loaded one here; the index makes it linear
+        old = {self._index_key(request) for request, _ in self._old_interactions}
+        return [(request, response) for request, response in self.data if self._index_key(request) not in old]
+
+    def _rerecorded_interactions(self) -> list[tuple[VcrRequest, Any]]:
+        loaded = self.data[: self._loaded_count]
+        recorded = self.data[self._loaded_count :]
+        if self.drop_unused_requests:
+            return recorded
+        fresh = {self._index_key(request) for request, _ in recorded}
+        kept = [(request, response) for request, response in loaded if self._index_key(request) not in fresh]
+        return kept + recorded
+
+    def unplayed(self) -> list[int]:
+        return [position for position in range(len(self.data)) if self.play_counts[position] == 0]
+
+
+def open_cassette(
+    path: Path | str, record_mode: str = "none", ignore: Iterable[str] = (), *, indexed: bool = True
+) -> Cassette:
+    """Load a cassette (missing: empty) with our serializer, atomic persister and matchers."""
+    normalizer = BodyNormalizer(ignore)
+    match_on = (vcr_method, path_matcher, BodyMatcher(normalizer))
+    mode = RecordMode(record_mode)
+    options: dict[str, Any] = {
+        "path": str(path),
+        "serializer": Serializer,
+        "persister": AtomicPersister,
+        "record_mode": mode,
+        "match_on": match_on,
+    }
+    if indexed:
+        return IndexedCassette.load(index_key=normalizer.key, **options)
+    return Cassette.load(**options)
+
+
+# --- explaining a miss ------------------------------------------------------------------------------------
+
+
+def explain_miss(cassette: Cassette, request: VcrRequest, normalizer: BodyNormalizer) -> tuple[str, str]:
+    """(summary, detail) for a request no recorded interaction answers: the closest one and how it differs."""
+    if not cassette.data:
+        return "the cassette has no interactions", ""
+    key = normalizer.key(request)
+    same = [position for position, (stored, _) in enumerate(cassette.data) if normalizer.key(stored) == key]
+    if same:
+        return (
+            f"it matches recorded interaction(s) {', '.join(map(str, same))}, but each was already played "
+            f"(the cassette has this request {len(same)} time(s); this is one more)",
+            "",
+        )
+    live = normalizer.normalize(request)
+    best: tuple[float, int] | None = None
+    for position, (stored, _) in enumerate(cassette.data):
+        score = 0.0
+        if str(stored.method).upper() == key[0]:
+            score += 2
+        if api_path(stored.path) == key[1]:
+            score += 2
+        recorded = normalizer.normalize(stored)
+        score += difflib.SequenceMatcher(None, recorded.text, live.text, autojunk=False).quick_ratio()
+        if best is None or score > best[0]:
+            best = (score, position)
+    assert best is not None
+    position = best[1]
+    stored = cassette.data[position][0]
+    differences: list[str] = []
+    if str(stored.method).upper() != key[0]:
+        differences.append(f"method: recorded {stored.method}, this request {request.method}")
+    if api_path(stored.path) != key[1]:
+        differences.append(f"path: recorded {api_path(stored.path)}, this request {key[1]}")
+    recorded_body = normalizer.normalize(stored)
+    if recorded_body.text != live.text:
+        differences.append("body:\n" + body_diff(recorded_body, live))
+    played = " (already played)" if cassette.play_counts[position] else ""
+    summary = f"closest recorded: interaction {position}, {stored.method} {api_path(stored.path)}{played}"
+    return summary, "\n".join(differences)
