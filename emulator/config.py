@@ -57,6 +57,8 @@ class EmulatorConfig:
     streaming: Fragmentation = field(default_factory=Fragmentation)
     #: pause a turn after this many server tool calls (None: never, unless a script or fault says so)
     pause_after_tool_calls: int | None = None
+    #: how long a programmatic tool call may wait for its result before the code gets a TimeoutError
+    ptc_call_timeout_s: float = 240.0
     #: how long a new message batch stays `in_progress` before its requests run
     batch_delay_s: float = 0.0
     #: Files API: the largest upload accepted (413 `request_too_large` beyond), the documented 500 MB

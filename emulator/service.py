@@ -29,6 +29,7 @@ from emulator.engine.catalog import default_catalog
 from emulator.engine.container_files import OutputCollector
 from emulator.engine.faults import Fault, require_fidelity
 from emulator.engine.metering import MeteredBackend
+from emulator.engine.ptc import PtcState
 from emulator.engine.turn import EngineServices
 from emulator.model.script import Script
 from emulator.model.steps import Step
@@ -146,6 +147,7 @@ class Emulator:
             pause_after_tool_calls=self.config.pause_after_tool_calls,
             files=self.files,
             output_sink=OutputCollector(self.files, self.config.max_output_file_bytes),
+            ptc=PtcState(call_timeout_s=self.config.ptc_call_timeout_s),
         )
         batches = BatchStore()
         self.runtime = Runtime(
@@ -191,8 +193,11 @@ class Emulator:
         return self.runtime.services.faults.armed()
 
     def reset(self) -> None:
-        """Forget scripts, the journal, containers (their sandboxes are deleted) and Files API files."""
+        """Forget scripts, the journal, containers (their sandboxes are deleted) and Files API files; in replay
+        and record modes, rewind the cassette (every interaction can be played again)."""
         self.runtime.reset()
+        if self.cassette_edge is not None:
+            self.cassette_edge.rewind()
 
     def usage(self) -> UsageSummary:
         """Measured sandbox time and what the published billing rule would charge (an estimate)."""

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import anyio.to_thread
 
+from emulator.engine import ptc
 from emulator.engine.faults import FaultContext
 from emulator.engine.turn import BlockReady, EngineServices, TurnEvent, TurnFinished, TurnStarted
 from emulator.errors import APIError
@@ -50,6 +51,9 @@ async def _event_chunks(
         elif isinstance(event, BlockReady):
             for chunk in sse.block_events(event.index, event.block.to_wire(), fragmenter):
                 yield chunk
+        elif isinstance(event, TurnFinished) and event.prepopulated:
+            for data in ptc.prepopulated_stream(event.message.to_wire()):
+                yield sse.encode_event(data["type"], data)
         elif isinstance(event, TurnFinished):
             for chunk in sse.end_events(event.message.to_wire()):
                 yield chunk

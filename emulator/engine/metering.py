@@ -8,7 +8,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from emulator.sandbox.base import CommandResult, FileOpResult, IsolationReport, Sandbox, SandboxBackend
+from emulator.sandbox.base import (
+    CellOutcome,
+    CommandResult,
+    FileOpResult,
+    IsolationReport,
+    Sandbox,
+    SandboxBackend,
+)
 from emulator.state.usage import UsageLedger
 
 
@@ -44,6 +51,17 @@ class MeteredSandbox:
 
     def str_replace(self, path: str, old_str: str, new_str: str) -> FileOpResult:
         return self._timed(self._inner.str_replace, path, old_str, new_str)
+
+    def run_cell(self, code: str, **options: Any) -> CellOutcome:
+        return self._cell(self._inner.run_cell(code, **options))  # type: ignore[attr-defined]
+
+    def resume_cell(self, results: Any) -> CellOutcome:
+        return self._cell(self._inner.resume_cell(results))  # type: ignore[attr-defined]
+
+    def _cell(self, outcome: CellOutcome) -> CellOutcome:
+        # Each answer carries the time of that one call, so adding them up meters the whole cell.
+        self._ledger.record(self.container_id, outcome.duration_s)
+        return outcome
 
     def __getattr__(self, name: str) -> Any:
         # File transfer, output listing, stop and destroy are not execution time: pass them through.

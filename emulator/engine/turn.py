@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from emulator.engine import ptc
 from emulator.engine import tools as tool_runner
 from emulator.engine.betas import check_betas
 from emulator.engine.catalog import LEGACY_VERSION, SUB_TOOLS, Catalog, ModelInfo
@@ -23,7 +24,7 @@ from emulator.errors import APIError, InvalidRequestError
 from emulator.model import builtin
 from emulator.model.script import Script
 from emulator.model.steps import ClientToolStep, Step, StopStep, TextStep, ToolStep
-from emulator.sandbox.base import Sandbox, SandboxBackend, SandboxUnavailable
+from emulator.sandbox.base import ReplSandbox, Sandbox, SandboxBackend, SandboxUnavailable
 from emulator.state.clock import Clock
 from emulator.state.containers import ContainerRecord, ContainerStore
 from emulator.state.files import FileRecord, FileStore
@@ -64,6 +65,8 @@ class EngineServices:
     pause_after_tool_calls: int | None = None
     #: the Files API store (`container_upload` reads from it; `output_sink` usually writes to it)
     files: FileStore | None = None
+    #: cells waiting on programmatic tool results, per container (and the pending-call timeout)
+    ptc: ptc.PtcState = field(default_factory=ptc.PtcState)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class TurnStarted:
 @dataclass(frozen=True)
 class TurnFinished:
     message: wire.Message
+    #: no model step ran (a PTC continuation that only called more tools): stream as message_start (already
+    #: holding the content) + message_stop, with no TurnStarted or BlockReady before it
+    prepopulated: bool = False
 
 
 TurnEvent = TurnStarted | BlockReady | TurnFinished
@@ -106,6 +112,9 @@ class PreparedTurn:
     forced_stop: tuple[str, int] | None = None
     #: the files the conversation's `container_upload` blocks put into `$INPUT_DIR` (already copied)
     uploads: tuple[FileRecord, ...] = ()
+    policy: ptc.ToolPolicy | None = None
+    #: the request answers the tool calls of a parked cell
+    continuation: ptc.Continuation | None = None
 
 
 def container_id_of(body: dict[str, Any]) -> str | None:
@@ -229,15 +238,21 @@ def prepare_turn(
     body = services.threads.expand(body)
     model = services.catalog.resolve(str(body["model"]), strict=services.strict_models)
     version, custom_tools = _find_tools(body, model, services.catalog)
+    ptc.check_tools(body)
+    policy = ptc.tool_policy(body, version, model.id)
     if services.strict_betas:
         check_betas(betas, version, _tool_index(body, version))
     pending = tuple(check_history(body["messages"]))
     container_id = container_id_of(body)
     container = services.containers.get(container_id) if container_id else None
+    continuation = ptc.find_continuation(body["messages"], container_id, services.ptc)
     if pending and version is None:
         raise InvalidRequestError("tools: a paused server tool use needs the code execution tool in `tools`")
     uploads = tuple(resolve_uploads(body["messages"], version, services.files))
-    steps, scripted = _choose_steps(body, version, custom_tools, pending, services.script)
+    if continuation is not None:
+        steps, scripted = tuple(continuation.cell.remaining_steps), True
+    else:
+        steps, scripted = _choose_steps(body, version, custom_tools, pending, services.script)
     stop_fault = services.faults.take("stop_reason", fault_context)
     forced_stop = None
     if stop_fault is not None and stop_fault.stop_reason:
@@ -258,6 +273,8 @@ def prepare_turn(
         fault_context=fault_context,
         forced_stop=forced_stop,
         uploads=uploads,
+        policy=policy,
+        continuation=continuation,
     )
 
 
@@ -292,6 +309,8 @@ class _TurnRun:
         self.box: Sandbox | None = None
         self.output_tokens = 0
         self.stop_reason: str = "end_turn"
+        #: no model step ran (a PTC continuation that only called more tools): usage 0/0
+        self.no_model_step = False
 
     def container_record(self) -> ContainerRecord:
         if self.container is None:
@@ -321,6 +340,49 @@ class _TurnRun:
             legacy_codes=self.services.fidelity.documented_2025_codes,
         )
 
+    def _output_ids(self, result: Any) -> list[str]:
+        return tool_runner.collect_output_files(self.sandbox(), result, self.services.output_sink)
+
+    def cell_step(self, tool_use_id: str, tool_input: dict[str, Any], remaining: Sequence[Step]) -> Any:
+        """Run a Python step as a REPL cell when the policy says so; None to run it the one-shot way."""
+        policy = self.prepared.policy
+        box = self.sandbox()
+        code = tool_input.get("code")
+        if policy is None or not policy.uses_cells or not isinstance(box, ReplSandbox):
+            return None
+        if not isinstance(code, str) or set(tool_input) != {"code"}:
+            return None  # the one-shot path answers invalid_tool_input
+        context = replace(self.prepared.fault_context, tool="code_execution")
+        fault = self.services.faults.take("tool_error", context)
+        if fault is not None and fault.error_code:
+            error = tool_runner.error_block(
+                "code_execution", tool_use_id, fault.error_code, fault.error_message
+            )
+            return ptc.CellProgress((error,), False)
+        return ptc.start_cell(
+            box,
+            container_id=self.container_record().id,
+            server_tool_use_id=tool_use_id,
+            code=code,
+            policy=policy,
+            state=self.services.ptc,
+            ids=self.services.ids,
+            remaining_steps=remaining,
+            output_ids=self._output_ids,
+        )
+
+    def resume(self, continuation: ptc.Continuation) -> Iterator[BlockReady]:
+        box = self.sandbox()
+        assert isinstance(box, ReplSandbox)
+        progress = ptc.resume_cell(
+            box, continuation, state=self.services.ptc, ids=self.services.ids, output_ids=self._output_ids
+        )
+        for block in progress.blocks:
+            yield self.add(block)
+        if progress.waiting:
+            self.stop_reason = "tool_use"
+            self.no_model_step = True
+
     def pause_before(self, step: Step, remaining: Sequence[Step]) -> Iterator[BlockReady]:
         """End the turn with `pause_turn`; a tool step about to run is emitted without its result."""
         self.stop_reason = "pause_turn"
@@ -335,9 +397,19 @@ class _TurnRun:
             self.services.script.save_continuation(key, (step, *remaining))
 
     def steps(self) -> Iterator[BlockReady]:
-        for pending in self.prepared.pending:
-            yield self.add(self.run_tool(pending.name, pending.id, pending.input))
         steps = self.prepared.steps
+        for pending in self.prepared.pending:
+            progress = (
+                self.cell_step(pending.id, pending.input, steps) if pending.name == "code_execution" else None
+            )
+            if progress is None:
+                yield self.add(self.run_tool(pending.name, pending.id, pending.input))
+                continue
+            for block in progress.blocks:
+                yield self.add(block)
+            if progress.waiting:
+                self.stop_reason = "tool_use"
+                return
         # A paused call run now counts as one of this turn's iterations, as on the real API.
         tool_calls = len(self.prepared.pending)
         forced = self.prepared.forced_stop
@@ -368,8 +440,21 @@ class _TurnRun:
                 tool_calls += 1
                 tool_use_id = self.services.ids.server_tool_use()
                 self.output_tokens += estimate_tokens(step.input)
-                yield self.add(wire.ServerToolUseBlock(id=tool_use_id, name=step.name, input=step.input))
-                yield self.add(self.run_tool(step.name, tool_use_id, step.input))
+                caller = self.prepared.policy.server_caller() if self.prepared.policy else None
+                yield self.add(
+                    wire.ServerToolUseBlock(id=tool_use_id, name=step.name, input=step.input, caller=caller)
+                )
+                progress = None
+                if step.name == "code_execution":
+                    progress = self.cell_step(tool_use_id, step.input, remaining)
+                if progress is None:
+                    yield self.add(self.run_tool(step.name, tool_use_id, step.input))
+                    continue
+                for block in progress.blocks:
+                    yield self.add(block)
+                if progress.waiting:
+                    self.stop_reason = "tool_use"
+                    return
         if forced is not None and forced[0] != "pause_turn" and tool_calls >= forced[1]:
             self.stop_reason = forced[0]
 
@@ -388,7 +473,9 @@ class _TurnRun:
             content=self.blocks,
             container=container,
             stop_reason=self.stop_reason,  # type: ignore[arg-type]
-            usage=wire.Usage(
+            usage=ptc.continuation_usage()
+            if self.no_model_step
+            else wire.Usage(
                 input_tokens=input_tokens,
                 output_tokens=max(1, self.output_tokens),
                 inference_geo=fidelity.inference_geo,
@@ -402,8 +489,17 @@ def run_turn(prepared: PreparedTurn, services: EngineServices) -> Iterator[TurnE
     body = prepared.body
     input_tokens = estimate_tokens([body.get("system"), body.get("tools"), body["messages"]])
     message_id = services.ids.message()
-    yield TurnStarted(message_id=message_id, model=prepared.model.id, input_tokens=input_tokens)
     run = _TurnRun(prepared, services)
+    if prepared.continuation is not None:
+        # The cell runs on before anything is sent: only its outcome says whether a model step follows.
+        resumed = list(run.resume(prepared.continuation))
+        if run.no_model_step:
+            yield TurnFinished(message=run.finish(message_id, 0), prepopulated=True)
+            return
+        yield TurnStarted(message_id=message_id, model=prepared.model.id, input_tokens=input_tokens)
+        yield from resumed
+    else:
+        yield TurnStarted(message_id=message_id, model=prepared.model.id, input_tokens=input_tokens)
     yield from run.steps()
     yield TurnFinished(message=run.finish(message_id, input_tokens))
 

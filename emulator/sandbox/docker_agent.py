@@ -40,7 +40,8 @@ BOOTSTRAP = (
     "        b += c\n"
     "    return b\n"
     "src = rd(int.from_bytes(rd(4), 'big'))\n"
-    "g = {'__name__': '__main__', '__file__': '/run/ce-agent/agent.py', '__builtins__': __builtins__}\n"
+    "g = {'__name__': '__main__', '__file__': '/run/ce-agent/agent.py', '__builtins__': __builtins__,\n"
+    "     'AGENT_SOURCE': src}\n"
     "del rd\n"
     "exec(compile(src, '/run/ce-agent/agent.py', 'exec'), g)\n"
 )

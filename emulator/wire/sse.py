@@ -99,7 +99,10 @@ def block_events(index: int, block: dict[str, Any], fragmenter: Fragmenter) -> I
             yield encode_event(
                 "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
             )
-    elif kind in TOOL_USE_TYPES:
+    elif kind in TOOL_USE_TYPES and not str((block.get("caller") or {}).get("type", "")).startswith(
+        "code_execution_"
+    ):
+        # (a tool_use made from code streams whole: start with its input and caller, then stop)
         yield encode_event(
             "content_block_start",
             {"type": "content_block_start", "index": index, "content_block": {**block, "input": {}}},
