@@ -113,6 +113,11 @@ def serve(args: argparse.Namespace) -> int:
         print(f"code-execution-emulator listening on http://{shown}:{port}", flush=True)
         print(f"  sandbox backend: {report.backend}; state: {emulator.state_dir}", flush=True)
         print("  point the SDK at it: anthropic.Anthropic(base_url=..., api_key='any')", flush=True)
+        if emulator.cassette_edge is not None:
+            edge = emulator.cassette_edge
+            target = f", upstream {config.upstream}" if edge.record_mode != "none" else ""
+            mode = f"{config.mode} mode: cassette {edge.path} (record mode {edge.record_mode}{target})"
+            print(f"  {mode}", flush=True)
         server = uvicorn.Server(uvicorn.Config(emulator.app, log_level=args.log_level, lifespan="off"))
         # uvicorn stops on SIGINT/SIGTERM, then re-raises the signal to the handlers it found installed. Ours
         # swallow it so that `with` still closes the sandboxes and the process exits 0.

@@ -193,8 +193,8 @@ class Emulator:
         return self.runtime.services.faults.armed()
 
     def reset(self) -> None:
-        """Forget scripts, the journal, containers (their sandboxes are deleted) and Files API files; in replay
-        and record modes, rewind the cassette (every interaction can be played again)."""
+        """Forget scripts, the journal, containers (their sandboxes are deleted) and Files API files; in
+        replay and record modes, rewind the cassette (every interaction can be played again)."""
         self.runtime.reset()
         if self.cassette_edge is not None:
             self.cassette_edge.rewind()

@@ -38,7 +38,9 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from emulator.wire import sse
 from emulator.wire.ids import BASE58
+from emulator.wire.models import format_timestamp
 from emulator.wire.schemas import default_store
 
 __all__ = [
@@ -212,7 +214,14 @@ _MODELS = {
     ),
     "2026": ("claude-sonnet-4-6", "claude-sonnet-5", "claude-opus-4-6", "claude-haiku-4-5-20251001"),
 }
-_REQUEST_MODELS = ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "claude-opus-4-5", "claude-haiku-4-5")
+# current names that take every tool version (SDK 2.13 warns on the deprecated 4.5 Sonnet and Opus)
+_REQUEST_MODELS = (
+    "claude-sonnet-4-6",
+    "claude-opus-4-6",
+    "claude-haiku-4-5",
+    "claude-sonnet-5",
+    "claude-opus-4-7",
+)
 # 2025-05-22T00:00:00Z .. 2026-12-31T23:59:59Z, in microseconds
 _FIRST_MICROS = 1_747_872_000_000_000
 _LAST_MICROS = 1_798_761_599_999_999
@@ -229,6 +238,13 @@ def _prose(max_size: int, *, min_size: int = 0, line: bool = False) -> st.Search
         ),
         st.text(alphabet, min_size=min_size, max_size=max_size),
     )
+
+
+@functools.cache
+def _nonblank(max_size: int) -> st.SearchStrategy[str]:
+    """Text with something besides whitespace, as the API requires of text blocks, prompts and stop
+    sequences in requests (a blank draw becomes `"hello"`, which is also what it shrinks to)."""
+    return _prose(max_size, min_size=1).map(lambda text: text if text.strip() else "hello")
 
 
 @functools.cache
@@ -310,8 +326,8 @@ def timestamps() -> st.SearchStrategy[str]:
 
 def _format_micros(micros: int) -> str:
     seconds, fraction = divmod(micros, 1_000_000)
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction or 1:06d}Z"
+    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).replace(microsecond=fraction or 1)
+    return format_timestamp(moment)
 
 
 class _Ids:
@@ -425,7 +441,8 @@ class _Spec:
             and bool(self.client_tools)
         )
 
-    def stop_reasons(self, tool_version: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    def stop_reasons(self, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """The stop reasons whose endings these block types can build."""
         feasible = []
         for reason in allowed:
             if reason == "pause_turn" and "server_tool_use" not in self.block_types:
@@ -567,9 +584,8 @@ def _str_replace(draw: st.DrawFn, spec: _Spec, path: str) -> tuple[JSON, JSON]:
     at = len("\n".join(lines[:start])) + (1 if start else 0)
     new_file = (text[:at] + new_str + text[at + len(old_str) :]).split("\n")
     diff = list(difflib.unified_diff(lines, new_file, n=3, lineterm=""))
-    header = _HUNK_HEADER.match(diff[2])
-    if header is None:  # pragma: no cover - difflib always writes this header after ---/+++
-        raise AssertionError(diff[:3])
+    header = _HUNK_HEADER.match(diff[2])  # after the ---/+++ lines: one hunk, the edit is contiguous
+    assert header is not None, diff[:3]
     old_start, old_lines, new_start, new_lines = header.groups()
     tool_input = {"command": "str_replace", "path": path, "old_str": old_str, "new_str": new_str}
     result = {
@@ -715,7 +731,7 @@ def tool_calls(
 
 
 def _text_block(draw: st.DrawFn, spec: _Spec) -> JSON:
-    return {"type": "text", "text": draw(_prose(spec.max_text, min_size=1))}
+    return {"type": "text", "text": draw(_nonblank(spec.max_text))}
 
 
 def _thinking_block(draw: st.DrawFn, spec: _Spec, era: str) -> JSON:
@@ -827,9 +843,9 @@ def _message(
     leading_results: bool = True,
     ptc: bool = True,
 ) -> JSON:
-    version = draw(st.sampled_from([v for v in spec.versions if spec.stop_reasons(v, stop_reasons)]))
+    version = draw(st.sampled_from(spec.versions))
     era = draw(st.sampled_from(spec.eras))
-    stop_reason = draw(st.sampled_from(spec.stop_reasons(version, stop_reasons)))
+    stop_reason = draw(st.sampled_from(spec.stop_reasons(stop_reasons)))
     made = _Ids()
 
     # How the turn ends decides its last blocks.
@@ -903,7 +919,7 @@ def _message(
     server_blocks = [
         b for b in content if b["type"] == "server_tool_use" or b["type"].endswith("_tool_result")
     ]
-    if server_blocks or container_id is not None:
+    if server_blocks:
         message["container"] = draw(containers(container_id=container_id))
     message["stop_reason"] = stop_reason
     message["stop_sequence"] = draw(_prose(12, min_size=1)) if stop_reason == "stop_sequence" else None
@@ -957,15 +973,15 @@ def messages(
     Knobs: `tool_version` (one or several; 20250522 gives only `code_execution` blocks), `block_types`
     (a subset of `BLOCK_TYPES`), `stop_reasons`, `result_types` and `error_codes` (variants of result
     contents), `documented_2025` (adds `container_expired` and `string_not_found`), `era` ("2025" or
-    "2026"), sizes (`min_blocks`/`max_blocks` content blocks, `max_text` characters per text field,
-    `max_files` output files per result)."""
+    "2026"), sizes (at most `max_blocks` content blocks, at least `min_blocks` when the allowed types can
+    fill them, `max_text` characters per text field, `max_files` output files per result)."""
     spec = _spec(
         tool_version, block_types, result_types, error_codes, documented_2025, era, max_text, max_files
     )
     reasons = STOP_REASONS if stop_reasons is None else tuple(stop_reasons)
     if set(reasons) - set(STOP_REASONS):
         raise InvalidArgument(f"unknown stop reasons {sorted(set(reasons) - set(STOP_REASONS))}")
-    if not any(spec.stop_reasons(version, reasons) for version in spec.versions):
+    if not spec.stop_reasons(reasons):
         raise InvalidArgument(
             f"none of the stop reasons {list(reasons)} fits block types {sorted(spec.block_types)} "
             "(pause_turn needs server_tool_use, tool_use needs tool_use)"
@@ -1058,7 +1074,9 @@ def _fragments(draw: st.DrawFn, text: str, special: Iterable[list[int]], max_fra
     if len(text) < 2 or max_fragments < 2:
         return [text] if text else []
     kinds = [st.sampled_from(sorted(set(points))) for points in special if points]
-    cuts = sorted(draw(st.sets(st.one_of(st.integers(1, len(text) - 1), *kinds), max_size=max_fragments - 1)))
+    count = draw(st.integers(0, max_fragments - 1))
+    points = st.one_of(st.integers(1, len(text) - 1), *kinds)
+    cuts = sorted(set(draw(st.lists(points, min_size=count, max_size=count))))
     bounds = [0, *cuts, len(text)]
     return [text[start:end] for start, end in itertools.pairwise(bounds)]
 
@@ -1106,33 +1124,33 @@ def _message_start(draw: st.DrawFn, message: JSON) -> JSON:
     started.update(content=[], stop_reason=None, stop_sequence=None)
     if "stop_details" in message:
         started["stop_details"] = None
-    # message_delta overwrites the counts; what it does not carry must be right from the start
-    usage = {
-        key: value
-        for key, value in message["usage"].items()
-        if key not in ("server_tool_use", "output_tokens_details")
-    }
+    usage = dict(message["usage"])
+    # The counts message_delta overwrites start out as the API's early figures (recorded: 2 input tokens at
+    # the start, 6 at the end), so a client that keeps the message_start usage has it wrong, as with the API.
+    for key in _CUMULATIVE_COUNTS:
+        if key in usage:
+            usage[key] = draw(st.integers(0, usage[key]))
     usage["output_tokens"] = draw(st.integers(1, 8))
+    usage.pop("server_tool_use", None)  # only message_delta carries these two
+    usage.pop("output_tokens_details", None)
     started["usage"] = usage
     return {"type": "message_start", "message": started}
 
 
+_CUMULATIVE_COUNTS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
 def _message_delta(message: JSON) -> JSON:
-    delta: JSON = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
-    if "stop_details" in message:
-        delta["stop_details"] = message["stop_details"]
-    if "container" in message:
-        delta["container"] = message["container"]
-    cumulative_keys = (
-        "input_tokens",
-        "cache_creation_input_tokens",
-        "cache_read_input_tokens",
-        "output_tokens",
-        "server_tool_use",
-        "output_tokens_details",
-    )
-    usage = {key: message["usage"][key] for key in cumulative_keys if key in message["usage"]}
-    return {"type": "message_delta", "delta": delta, "usage": usage}
+    event = sse.message_delta(message)
+    details = message["usage"].get("output_tokens_details")
+    if details is not None:
+        # the emulator's own streams never send it; the API writes it after output_tokens
+        usage = event["usage"]
+        server_tool_use = usage.pop("server_tool_use", None)
+        usage["output_tokens_details"] = details
+        if server_tool_use is not None:
+            usage["server_tool_use"] = server_tool_use
+    return event
 
 
 @st.composite
@@ -1157,9 +1175,10 @@ def _stream(
                 irregular
                 and index
                 and content[index - 1]["type"].endswith("_tool_result")
-                and draw(st.booleans())
+                and draw(st.integers(0, 3))
             ):
-                # as in a recorded stream: the start reuses the previous index, its deltas and stop do not
+                # As in a recorded stream (where every block after a result did it): the start reuses the
+                # previous index, its deltas and stop do not.
                 start_index = index - 1
             events += _block_events(draw, block, index, start_index, max_fragments)
         events += [_message_delta(message), {"type": "message_stop"}]
@@ -1230,13 +1249,14 @@ def _encode(event: JSON, line_ending: str, ascii_only: bool, padding: int) -> by
     return f"event: {event['type']}{line_ending}data: {data}{line_ending}{line_ending}".encode()
 
 
-def _split_points(body: bytes) -> list[list[int]]:
+def _split_points(body: bytes, line_ending: str) -> list[list[int]]:
     """Cut points a naive reader gets wrong, by kind: inside UTF-8 sequences, inside `\\r\\n`, between the
     two line ends closing an event, right after `data:`."""
+    end = line_ending.encode()
     kinds = [
         [index for index in range(1, len(body)) if body[index] & 0xC0 == 0x80],
         [index + 1 for index in range(len(body) - 1) if body[index : index + 2] == b"\r\n"],
-        [match.end() - 1 for match in re.finditer(rb"\n\r?\n", body)],
+        [match.start() + len(end) for match in re.finditer(re.escape(end + end), body)],
         [match.end() for match in re.finditer(rb"data:", body)],
     ]
     return [[point for point in points if 0 < point < len(body)] for points in kinds]
@@ -1252,13 +1272,14 @@ def _raw(
 ) -> RawStream:
     stream = draw(source)
     line_ending = draw(st.sampled_from(line_endings))
-    ascii_only = draw(st.booleans())
+    ascii_only = draw(st.integers(0, 3)) == 3  # most streams send non-ASCII raw
     pads = st.integers(0, 16) if padding else st.just(0)
     body = b"".join(_encode(event, line_ending, ascii_only, draw(pads)) for event in stream.events)
     # each kind of hard cut is as likely as a cut anywhere
-    kinds = [st.sampled_from(points) for points in _split_points(body) if points]
+    kinds = [st.sampled_from(points) for points in _split_points(body, line_ending) if points]
     points = st.one_of(st.integers(1, len(body) - 1), *kinds)
-    cuts = sorted(draw(st.sets(points, max_size=max_chunks - 1)))
+    count = draw(st.integers(0, max_chunks - 1))
+    cuts = sorted(set(draw(st.lists(points, min_size=count, max_size=count))))
     bounds = [0, *cuts, len(body)]
     chunks = [body[start:end] for start, end in itertools.pairwise(bounds)]
     return RawStream(message=stream.message, events=stream.events, chunks=chunks)
@@ -1448,7 +1469,7 @@ def deleted_files() -> st.SearchStrategy[JSON]:
 
 
 def _user_text(draw: st.DrawFn, spec: _Spec) -> str | list[JSON]:
-    prompt = _prose(spec.max_text, min_size=1)
+    prompt = _nonblank(spec.max_text)
     if draw(st.booleans()):
         return draw(prompt)
     return [{"type": "text", "text": draw(prompt)}]
@@ -1461,7 +1482,7 @@ def _tool_results(draw: st.DrawFn, spec: _Spec, assistant: list[JSON]) -> list[J
             continue
         result: JSON = {"type": "tool_result", "tool_use_id": block["id"]}
         shape = draw(st.sampled_from(("string", "blocks", "error")))
-        output = draw(_prose(spec.max_text, min_size=1))
+        output = draw(_nonblank(spec.max_text))
         if shape == "blocks":
             result["content"] = [{"type": "text", "text": output}]
         else:
@@ -1513,7 +1534,7 @@ def _request(draw: st.DrawFn, spec: _Spec, stream: bool | None, max_turns: int, 
             if last_turn
             else ("end_turn", "max_tokens", "tool_use")
         )
-        reasons = turn_spec.stop_reasons(version, reasons)
+        reasons = turn_spec.stop_reasons(reasons)
         reply = draw(
             _message(turn_spec, reasons, 1, 6, container_id=container_id, leading_results=False, ptc=False)
         )
@@ -1534,12 +1555,12 @@ def _request(draw: st.DrawFn, spec: _Spec, stream: bool | None, max_turns: int, 
     if used_container or draw(st.booleans()):
         body["container"] = container_id
     if draw(st.booleans()):
-        body["system"] = draw(_prose(spec.max_text, min_size=1))
+        body["system"] = draw(_nonblank(spec.max_text))
     # (no sampling parameters: SDK 2.13 no longer takes `temperature`, `top_p` or `top_k`)
     if draw(st.booleans()):
         body["metadata"] = {"user_id": str(draw(st.uuids()))}
     if draw(st.booleans()):
-        body["stop_sequences"] = draw(st.lists(_prose(12, min_size=1), min_size=1, max_size=2))
+        body["stop_sequences"] = draw(st.lists(_nonblank(12), min_size=1, max_size=2))
     if tool_names and draw(st.booleans()):
         body["tool_choice"] = {"type": "auto"}
     chosen_stream = draw(st.booleans()) if stream is None else stream

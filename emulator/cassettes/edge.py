@@ -135,6 +135,7 @@ class CassetteEdge:
         self._hidden_prefixes = tuple(name[:-1] for name in configured if name.endswith("*"))
         self._base = (settings.record_base_url or settings.upstream).rstrip("/")
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()
         self._unmatched: list[Unmatched] = []
         self._closed = False
 
@@ -273,7 +274,10 @@ class CassetteEdge:
             }
             with self._lock:
                 self.cassette.append(stored, response)
-                self.cassette._save()
+            # saving can take a while on a big cassette: lookups must not wait for it. Forced, because a
+            # concurrent save may have cleared vcrpy's dirty flag without having written this append.
+            with self._save_lock:
+                self.cassette._save(force=True)
 
         if "text/event-stream" in upstream_response.headers.get("content-type", ""):
             entry.stream = True
@@ -325,8 +329,15 @@ class CassetteEdge:
 
     # --- lifecycle -----------------------------------------------------------------------------------------
 
-    def save(self) -> None:
+    def rewind(self) -> None:
+        """Make every recorded interaction playable again and forget the misses (vcrpy's `rewind`)."""
         with self._lock:
+            self.cassette.rewind()
+            self._unmatched.clear()
+
+    def save(self) -> None:
+        """Write the cassette if this run changed it (each recorded interaction is already saved)."""
+        with self._save_lock:
             self.cassette._save()
 
     def close(self) -> None:

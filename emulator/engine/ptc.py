@@ -25,6 +25,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from emulator.engine import tools as tool_runner
 from emulator.errors import InvalidRequestError
 from emulator.sandbox.base import (
     CellNotPending,
@@ -377,7 +378,7 @@ def cell_result_block(
     return wire.CodeExecutionToolResultBlock(
         tool_use_id=server_tool_use_id,
         content=wire.CodeExecutionResult(
-            stdout=result.stdout,
+            stdout=result.stdout if policy.ptc else tool_runner.python_stdout(result.stdout),
             stderr=stderr,
             return_code=result.return_code,
             content=[wire.CodeExecutionOutputBlock(file_id=file_id) for file_id in file_ids],

@@ -24,6 +24,13 @@ TEXT_EDITOR_COMMANDS = {
 }
 
 
+def python_stdout(stdout: str) -> str:
+    """The API hands back a Python run's stdout without its final newline(s) (`print(37170)` gives `'37170'`
+    in the recordings), while bash output keeps them. Recorded programmatic-tool-calling cells are the
+    exception, so `ptc` keeps their stdout as is."""
+    return stdout.rstrip("\n")
+
+
 def collect_output_files(
     box: sandbox.Sandbox, result: sandbox.CommandResult, sink: OutputFileSink | None
 ) -> list[str]:
@@ -95,7 +102,10 @@ def run_python(
     return wire.CodeExecutionToolResultBlock(
         tool_use_id=tool_use_id,
         content=wire.CodeExecutionResult(
-            stdout=result.stdout, stderr=stderr, return_code=result.return_code, content=outputs
+            stdout=python_stdout(result.stdout),
+            stderr=stderr,
+            return_code=result.return_code,
+            content=outputs,
         ),
     )
 

@@ -66,7 +66,7 @@ def test_each_fenced_block_becomes_a_tool_call_in_order(ask):
     assert replace_result.content.lines == [" # Report", "-total: 1", "+total: 2"]
     assert view_result.content.content == "# Report\ntotal: 2"
     assert isinstance(python_result, BetaCodeExecutionToolResultBlock)
-    assert python_result.content.stdout == "total: 2\n"
+    assert python_result.content.stdout == "total: 2"
     assert isinstance(message.content[-1], BetaTextBlock)
 
 
@@ -95,7 +95,7 @@ def test_legacy_tool_runs_bash_blocks_through_python(ask):
     use, result, _ = message.content
     assert use.name == "code_execution" and "subprocess" in use.input["code"]
     assert isinstance(result, BetaCodeExecutionToolResultBlock)
-    assert result.content.stdout == "legacy\n"
+    assert result.content.stdout == "legacy"
 
 
 def test_text_blocks_in_a_content_list_are_read(ask):

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ def test_recorded_conversation_replays_identically_after_the_upstream_stops(upst
     assert again._request_id == first._request_id  # the recorded `request-id` header comes back
     assert again_events == second_events  # every event, in the same order, with the same boundaries
     assert again_second.model_dump() == second.model_dump()
-    assert again_second.content[1].content.stdout == "42\n"
+    assert again_second.content[1].content.stdout == "42"
     assert again_raw == third_raw  # byte for byte
     assert third_raw.startswith(b"event: message_start\n") and b"raw bytes\\n" in third_raw
 
@@ -142,6 +143,9 @@ def test_repeated_identical_requests_replay_in_recorded_order(upstream, tmp_path
         replayed = [client.beta.messages.create(**params("same")).content[0].text for _ in range(2)]
         with pytest.raises(anthropic.APIStatusError) as raised:
             client.beta.messages.create(**params("same"))
+        replay.reset()  # rewinds the cassette: the next run of a suite against the same server starts over
+        assert client.beta.messages.create(**params("same")).content[0].text == "first answer"
+        assert replay.cassette_edge is not None and replay.cassette_edge.unmatched == []
     assert replayed == recorded
     assert raised.value.status_code == 418
     assert "already played" in raised.value.response.json()["error"]["message"]
@@ -340,3 +344,18 @@ def test_any_http_client_replays_through_serve(upstream, tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_concurrent_recording_keeps_every_interaction(upstream, tmp_path):
+    cassette = tmp_path / "concurrent.yaml"
+    prompts = [f"question {number}" for number in range(8)]
+    with recorder(upstream, cassette) as live:
+        client = anthropic.Anthropic(base_url=live.start_server(), api_key="k", max_retries=0)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            replies = list(pool.map(lambda prompt: client.beta.messages.create(**params(prompt)), prompts))
+    answers = dict(zip(prompts, replies, strict=True))
+    assert len(read_interactions(cassette)) == len(prompts)
+    with Emulator(mode="replay", cassette=cassette) as replay:
+        client = replay.anthropic_client()
+        for prompt in reversed(prompts):
+            assert client.beta.messages.create(**params(prompt)).id == answers[prompt].id

@@ -61,7 +61,7 @@ def test_view_and_bash_read_the_upload(code_execution_emulator, anthropic_client
     # as recorded: the raw text without its final newline, 7 lines
     assert (viewed.content, viewed.num_lines, viewed.total_lines) == (SAMPLE.rstrip("\n"), 7, 7)
     assert result_of(message, 3).stdout == "35400\n"
-    assert result_of(message, 5).stdout == "7\n"
+    assert result_of(message, 5).stdout == "7"
     assert message.container is not None
 
 
@@ -79,7 +79,7 @@ def test_legacy_python_tool_reads_the_upload(code_execution_emulator, anthropic_
         python("import os\nprint(open(os.environ['INPUT_DIR'] + '/data.txt').read())")
     )
     message = send(anthropic_client, uploads(uploaded.id), tools=[LEGACY_TOOL])
-    assert result_of(message).stdout == "value: 42\n\n"
+    assert result_of(message).stdout == "value: 42"
 
 
 def test_streaming_request_with_an_upload(code_execution_emulator, anthropic_client):
@@ -252,7 +252,7 @@ def test_output_file_too_large(code_execution_emulator):
     # the Python tool has no such code: the run's result stays, without the files
     assert (python_result.type, python_result.stdout, python_result.content) == (
         "code_execution_result",
-        "done\n",
+        "done",
         [],
     )
     assert "big2.bin is larger than 1000 bytes" in python_result.stderr

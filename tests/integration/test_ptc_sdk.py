@@ -194,7 +194,7 @@ def test_repl_state_persists_across_requests(anthropic_client):
         container=first.container.id,
         messages=[{"role": "user", "content": "```python\nprint(secret)\n```"}],
     )
-    assert second.content[1].content.stdout == "42\n"
+    assert second.content[1].content.stdout == "42"
     haiku = anthropic_client.beta.messages.create(
         model="claude-haiku-4-5",
         max_tokens=100,
@@ -202,7 +202,7 @@ def test_repl_state_persists_across_requests(anthropic_client):
         container=first.container.id,
         messages=[{"role": "user", "content": "```python\nprint('secret' in globals())\n```"}],
     )
-    assert haiku.content[1].content.stdout == "False\n"  # behaves as 20250825: a fresh process
+    assert haiku.content[1].content.stdout == "False"  # behaves as 20250825: a fresh process
 
 
 def test_a_paused_python_call_runs_in_the_repl(code_execution_emulator, anthropic_client):
@@ -221,4 +221,4 @@ def test_a_paused_python_call_runs_in_the_repl(code_execution_emulator, anthropi
         container=first.container.id,
         messages=[{"role": "user", "content": "go"}, as_param(first)],
     )
-    assert second.content[0].content.stdout == "yes\n"
+    assert second.content[0].content.stdout == "yes"

@@ -272,7 +272,7 @@ def test_engine_helpers_persist_state_under_20260120(sb):
             ids=ids,
         )
     (result,) = progress.blocks
-    assert result.content.stdout == "2\n"
+    assert result.content.stdout == "2"
 
 
 def test_engine_helpers_tag_20260521_calls_as_20260120_and_report_restarts(sb):
