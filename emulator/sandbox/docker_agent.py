@@ -12,7 +12,6 @@ One exec per container life replaces the ~50 ms `docker exec` per command with a
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import time
 from collections.abc import Callable
@@ -20,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from . import agent as agent_module
+from .agent_client import FRAME_HEADER, AgentGone, AgentTimeout, encode_frame, exchange, take_frame
 
 _DOCKER_HEADER = 8
-_FRAME_HEADER = 4
-#: a frame larger than this is a protocol violation
-MAX_FRAME_BYTES = 1 << 30
 _STDERR_TAIL = 8192
 
 #: Reads the agent's source (4-byte big-endian length, then the bytes) from fd 0 without buffering ahead
@@ -49,14 +46,6 @@ BOOTSTRAP = (
 
 def agent_source() -> bytes:
     return Path(agent_module.__file__).read_bytes()
-
-
-class AgentGone(Exception):
-    """The stream ended: the agent (or the whole container) died."""
-
-
-class AgentTimeout(Exception):
-    """No answer by the host-side deadline."""
 
 
 class ExecStream:
@@ -85,8 +74,7 @@ class ExecStream:
             raise AgentGone(str(e)) from None
 
     def send(self, obj: dict[str, Any], deadline: float) -> None:
-        body = json.dumps(obj, separators=(",", ":")).encode("utf-8")
-        self.send_raw(len(body).to_bytes(_FRAME_HEADER, "big") + body, deadline)
+        self.send_raw(encode_frame(obj), deadline)
 
     def _demux(self) -> None:
         raw = self._raw
@@ -106,21 +94,9 @@ class ExecStream:
 
     def recv(self, deadline: float) -> dict[str, Any]:
         while True:
-            out = self._out
-            if len(out) >= _FRAME_HEADER:
-                size = int.from_bytes(out[:_FRAME_HEADER], "big")
-                if size > MAX_FRAME_BYTES:
-                    raise AgentGone(f"protocol error: frame of {size} bytes")
-                if len(out) >= _FRAME_HEADER + size:
-                    body = bytes(out[_FRAME_HEADER : _FRAME_HEADER + size])
-                    del out[: _FRAME_HEADER + size]
-                    try:
-                        frame = json.loads(body)
-                    except ValueError as e:
-                        raise AgentGone(f"protocol error: {e}") from None
-                    if not isinstance(frame, dict):
-                        raise AgentGone("protocol error: frame is not an object")
-                    return frame
+            frame = take_frame(self._out)
+            if frame is not None:
+                return frame
             remaining = self._remaining(deadline)
             if remaining <= 0:
                 raise AgentTimeout
@@ -180,17 +156,8 @@ class AgentSession:
         self, msg: dict[str, Any], deadline: float, on_frame: Callable[[dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
         self._ids += 1
-        rid = self._ids
         try:
-            self.stream.send({**msg, "id": rid}, deadline)
-            while True:
-                frame = self.stream.recv(deadline)
-                if frame.get("id") != rid:
-                    continue  # a late frame of an earlier, abandoned request
-                if frame.get("type") in ("result", "error"):
-                    return frame
-                if on_frame is not None:
-                    on_frame(frame)
+            return exchange(self.stream, {**msg, "id": self._ids}, deadline, on_frame)
         except (AgentGone, AgentTimeout):
             self.dead = True
             raise
@@ -221,7 +188,7 @@ def start_agent(
     session = AgentSession(stream, exec_id)
     try:
         src = agent_source()
-        stream.send_raw(len(src).to_bytes(_FRAME_HEADER, "big") + src, deadline)
+        stream.send_raw(len(src).to_bytes(FRAME_HEADER, "big") + src, deadline)
         reply = session.request({"op": "init", "config": config}, deadline)
     except (AgentGone, AgentTimeout) as e:
         tail = stream.stderr_tail()

@@ -26,6 +26,11 @@ a missing image or a refused self-check raise `SandboxUnavailable` (engine: `una
 read from the container's memory cgroup counter (`oom_killed`), never guessed from exit 137. Every process a
 command started is killed when it returns, as in the local backend; if user code kills the agent itself
 (`kill -9 -1`), the call returns 137 with `sandbox_restarted` and the next call gets a fresh agent.
+
+REPL cells (`base.ReplSandbox`) and chunked file transfers (`base.StreamingFiles`) are the local backend's,
+from `agent_client.AgentSandbox`: the cell's interpreter is the agent's worker inside the container, so its
+state is lost when the container is stopped or replaced or the agent is restarted, and the next persistent
+cell reports `interpreter_restarted`.
 """
 
 from __future__ import annotations
@@ -46,28 +51,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .agent_client import HOST_GRACE_S, AgentGone, AgentSandbox, AgentTimeout, OnFrame, decode
 from .base import (
     INPUT_DIR,
     OUTPUT_DIR_PARENT,
     WORKDIR,
-    CommandResult,
-    CreateResult,
-    FileOpError,
-    FileOpResult,
     IsolationCheck,
     IsolationReport,
     Limits,
     MiB,
-    OutputFile,
     SandboxUnavailable,
-    StrReplaceResult,
-    ViewResult,
 )
-from .docker_agent import AgentGone, AgentSession, AgentTimeout, start_agent
+from .docker_agent import AgentSession, start_agent
 from .docker_seccomp import profile_json
 from .docker_workspace import LoopWorkspace, VolumeWorkspace, Workspace, loop_supported, unmount_stale
-
-OnOutput = Callable[[str, bytes], None]
 
 LABEL = "ce-emulator"
 USER = "1000:1000"
@@ -78,8 +75,6 @@ SHM_BYTES = 64 * MiB
 #: API containers can be reused for 30 days after creation
 EXPIRY_S = 30 * 24 * 3600
 START_TIMEOUT_S = 30.0
-HOST_GRACE_S = 10.0
-FILE_OP_TIMEOUT_S = 60.0
 EXEC_TIMEOUT_S = 20.0
 REAP_EVERY_S = 600.0
 #: a container start costs ~0.2 s of engine CPU on 2 cores: the refill waits this long after a take so it
@@ -184,10 +179,6 @@ def _owner_dead(owner: str) -> bool:
     return _owner_starttime(int(pid_s)) != start
 
 
-def _decode(data: bytes | bytearray) -> str:
-    return bytes(data).decode("utf-8", "replace")
-
-
 @dataclass
 class _Slot:
     """A started container with its workspace and running agent."""
@@ -203,7 +194,7 @@ class _Slot:
     created: float = field(default_factory=time.time)
 
 
-class DockerSandbox:
+class DockerSandbox(AgentSandbox[_Slot]):
     """One API container's sandbox. Calls are serialised per sandbox; different sandboxes run in parallel."""
 
     def __init__(self, backend: DockerBackend, container_id: str) -> None:
@@ -213,6 +204,7 @@ class DockerSandbox:
         self._slot: _Slot | None = None
         self._destroyed = False
         self._meta_dir = backend.state_dir / "docker" / "sandboxes" / container_id
+        self._init_repl_state()
 
     # ------------------------------------------------------------------ layout
 
@@ -258,12 +250,6 @@ class DockerSandbox:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _check_usable(self) -> None:
-        if self._destroyed:
-            raise SandboxUnavailable(f"sandbox {self.container_id} was destroyed")
-        if self._backend._closed:
-            raise SandboxUnavailable("the sandbox backend is closed")
-
     def start(self) -> None:
         """Attach a running container (from the pool, or re-created over this sandbox's files)."""
         with self._lock:
@@ -279,6 +265,7 @@ class DockerSandbox:
         backend = self._backend
         backend.ready()
         if slot is not None:
+            self._forget_repl()
             # the agent (or its container) died between calls: a fresh agent, in a fresh container if needed,
             # before the call runs
             if not backend._recover(self, slot) or self._slot is None:
@@ -298,6 +285,7 @@ class DockerSandbox:
         with self._lock:
             slot, self._slot = self._slot, None
             if slot is not None:
+                self._forget_repl()
                 self._backend._discard(slot, delete_files=False)
 
     def destroy(self) -> None:
@@ -324,178 +312,41 @@ class DockerSandbox:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ------------------------------------------------------------------ commands
+    # ------------------------------------------------------------------ agent hooks (see agent_client)
 
-    def run_command(
-        self, command: str, *, timeout_s: float | None = None, on_output: OnOutput | None = None
-    ) -> CommandResult:
-        """Run `command` with `bash -c` in /workspace; `on_output(stream, chunk)` sees output live."""
-        return self._run({"op": "run", "command": command}, timeout_s, on_output)
+    def _limits(self) -> Limits:
+        return self._backend.limits
 
-    def run_python(
-        self, code: str, *, timeout_s: float | None = None, on_output: OnOutput | None = None
-    ) -> CommandResult:
-        return self._run({"op": "python", "code": code}, timeout_s, on_output)
+    def _acquire(self) -> _Slot:
+        slot = self._ensure()
+        assert slot.agent is not None
+        return slot
 
-    def _run(self, req: dict[str, Any], timeout_s: float | None, on_output: OnOutput | None) -> CommandResult:
-        lim = self._backend.limits
-        timeout = lim.timeout_s if timeout_s is None else float(timeout_s)
-        req = {**req, "timeout": timeout, "cap": lim.output_cap_bytes, "kill_bytes": lim.output_kill_bytes}
-        keep = lim.output_cap_bytes + 256  # room for the truncation marker
-        bufs = {1: bytearray(), 2: bytearray()}
-        names = {1: "stdout", 2: "stderr"}
-        callback_error: list[BaseException] = []
+    def _live(self) -> _Slot | None:
+        slot = self._slot
+        if slot is None or slot.agent is None or slot.agent.dead or slot.agent.stream.peer_closed():
+            return None
+        return slot
 
-        def on_frame(frame: dict[str, Any]) -> None:
-            if frame.get("type") != "out":
-                return
-            fd = 1 if frame.get("fd") == 1 else 2
-            data = base64.b64decode(frame.get("data", ""))
-            buf = bufs[fd]
-            if len(buf) < keep:
-                buf += data[: keep - len(buf)]
-            if on_output is not None and not callback_error:
-                try:
-                    on_output(names[fd], data)
-                except Exception as e:
-                    callback_error.append(e)
+    def _send(
+        self, handle: _Slot, req: dict[str, Any], deadline: float, on_frame: OnFrame | None = None
+    ) -> dict[str, Any]:
+        assert handle.agent is not None
+        return handle.agent.request(req, deadline, on_frame)
 
-        with self._lock:
-            slot = self._ensure()
-            agent = slot.agent
-            assert agent is not None
-            backend = self._backend
-            oom_before = backend._oom_count(slot)
-            started = time.monotonic()
-            try:
-                reply = agent.request(req, started + timeout + HOST_GRACE_S, on_frame)
-            except (AgentGone, AgentTimeout) as e:
-                timed_out = isinstance(e, AgentTimeout)
-                restarted = backend._recover(self, slot)
-                new_slot = self._slot
-                oom = backend._oom_moved(new_slot, oom_before) if new_slot is not None else False
-                return CommandResult(
-                    stdout=_decode(bufs[1]),
-                    stderr=_decode(bufs[2]),
-                    return_code=137,
-                    duration_s=time.monotonic() - started,
-                    timed_out=timed_out,
-                    oom_killed=oom,
-                    sandbox_restarted=restarted,
-                )
-            if callback_error:
-                raise callback_error[0]
-            if reply.get("type") != "result":
-                raise SandboxUnavailable(f"sandbox agent error: {reply.get('code')}: {reply.get('message')}")
-            return CommandResult(
-                stdout=_decode(bufs[1]),
-                stderr=_decode(bufs[2]),
-                return_code=int(reply["return_code"]),
-                duration_s=float(reply["duration"]),
-                timed_out=bool(reply["timed_out"]),
-                truncated=bool(reply["truncated"]),
-                oom_killed=backend._oom_moved(slot, oom_before),
-                output_files=tuple(
-                    OutputFile(path=p, name=n, size_bytes=int(s)) for p, n, s in reply["output_files"]
-                ),
-                output_killed=bool(reply.get("output_killed")),
-            )
+    def _oom_count(self, handle: _Slot) -> int | None:
+        return self._backend._oom_count(handle)
 
-    # ------------------------------------------------------------------ files
+    def _lost(self, handle: _Slot, oom_before: int | None) -> tuple[bool, bool]:
+        restarted = self._recover(handle)
+        # the counter is read where the sandbox now runs: a replaced container starts from zero
+        new_slot = self._slot
+        oom = self._oom_moved(new_slot, oom_before) if new_slot is not None else False
+        return oom, restarted
 
-    def _request(self, req: dict[str, Any], timeout_s: float = FILE_OP_TIMEOUT_S) -> dict[str, Any]:
-        with self._lock:
-            slot = self._ensure()
-            assert slot.agent is not None
-            try:
-                return slot.agent.request(req, time.monotonic() + timeout_s)
-            except (AgentGone, AgentTimeout):
-                self._backend._recover(self, slot)
-                raise
-
-    def _file_op(self, req: dict[str, Any]) -> dict[str, Any] | FileOpError:
-        try:
-            reply = self._request(req)
-        except AgentTimeout:
-            return FileOpError("execution_time_exceeded", "The file operation timed out.")
-        except AgentGone:
-            return FileOpError("unavailable", "The sandbox restarted during the file operation.")
-        except SandboxUnavailable as e:
-            return FileOpError("unavailable", str(e))
-        if reply.get("type") == "result":
-            return reply
-        code = reply.get("code")
-        message = str(reply.get("message") or "")
-        if code in ("file_not_found", "invalid_tool_input", "string_not_found"):
-            return FileOpError(code, message)
-        return FileOpError("unavailable", f"{code}: {message}")
-
-    def view(self, path: str, *, view_range: tuple[int, int] | None = None) -> FileOpResult:
-        req: dict[str, Any] = {"op": "view", "path": path}
-        if view_range is not None:
-            req["view_range"] = list(view_range)
-        r = self._file_op(req)
-        if isinstance(r, FileOpError):
-            return r
-        return ViewResult(
-            file_type=r["file_type"],
-            content=r["content"],
-            num_lines=r.get("num_lines"),
-            start_line=r.get("start_line"),
-            total_lines=r.get("total_lines"),
-        )
-
-    def create(self, path: str, file_text: str) -> FileOpResult:
-        r = self._file_op({"op": "create", "path": path, "file_text": file_text})
-        if isinstance(r, FileOpError):
-            return r
-        return CreateResult(is_file_update=bool(r["is_file_update"]))
-
-    def str_replace(self, path: str, old_str: str, new_str: str) -> FileOpResult:
-        r = self._file_op({"op": "str_replace", "path": path, "old_str": old_str, "new_str": new_str})
-        if isinstance(r, FileOpError):
-            return r
-        return StrReplaceResult(
-            old_start=int(r["old_start"]),
-            old_lines=int(r["old_lines"]),
-            new_start=int(r["new_start"]),
-            new_lines=int(r["new_lines"]),
-            lines=tuple(r["lines"]),
-        )
-
-    def _transfer(self, req: dict[str, Any]) -> dict[str, Any]:
-        try:
-            reply = self._request(req)
-        except (AgentGone, AgentTimeout) as e:
-            raise SandboxUnavailable(f"sandbox {self.container_id} failed during a file transfer") from e
-        if reply.get("type") == "result":
-            return reply
-        code, message = reply.get("code"), str(reply.get("message") or "")
-        if code == "file_not_found":
-            raise FileNotFoundError(message)
-        if code == "is_a_directory":
-            raise IsADirectoryError(message)
-        if code == "invalid_tool_input":
-            raise ValueError(message)
-        raise OSError(message)
-
-    def put_file(self, path: str, data: bytes) -> None:
-        """Write a file into the sandbox, from inside it (relative paths are under /workspace)."""
-        self._transfer({"op": "put_file", "path": path, "data": base64.b64encode(data).decode()})
-
-    def read_file(self, path: str) -> bytes:
-        """Read a file of the sandbox, resolved inside it. Raises FileNotFoundError, IsADirectoryError."""
-        return base64.b64decode(self._transfer({"op": "read_file", "path": path})["data"])
-
-    def list_output_files(self) -> tuple[OutputFile, ...]:
-        reply = self._transfer({"op": "list_outputs"})
-        return tuple(OutputFile(path=p, name=n, size_bytes=int(s)) for p, n, s in reply["output_files"])
-
-    def ping(self) -> float:
-        """Round-trip time of one no-op request to the agent, in seconds."""
-        t0 = time.perf_counter()
-        self._transfer({"op": "ping"})
-        return time.perf_counter() - t0
+    def _recover(self, handle: _Slot) -> bool:
+        self._forget_repl()
+        return self._backend._recover(self, handle)
 
 
 class _Resources:
@@ -954,10 +805,6 @@ class DockerBackend:
             return None
         return _read_oom(lambda: base64.b64decode(reply["data"]).decode())
 
-    def _oom_moved(self, slot: _Slot, before: int | None) -> bool:
-        after = self._oom_count(slot)
-        return before is not None and after is not None and after > before
-
     # ------------------------------------------------------------------ pool
 
     def _take_pooled(self) -> _Slot | None:
@@ -1100,12 +947,12 @@ class DockerBackend:
         except (AgentGone, AgentTimeout) as e:
             raise SandboxUnavailable(f"the self-check did not complete: {e}") from e
         data = None
-        for line in reversed(_decode(out).strip().splitlines()):
+        for line in reversed(decode(out).strip().splitlines()):
             with contextlib.suppress(ValueError):
                 data = json.loads(line)
                 break
         if reply.get("type") != "result" or not isinstance(data, dict):
-            raise SandboxUnavailable(f"the self-check failed: {_decode(err).strip()[-500:]}")
+            raise SandboxUnavailable(f"the self-check failed: {decode(err).strip()[-500:]}")
         oom_file = data.get("oom_file")
         slot.in_container_oom_file = oom_file if slot.oom_file is None else None
         self._in_container_oom_file = oom_file

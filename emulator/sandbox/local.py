@@ -33,9 +33,7 @@ sandbox loses it, and the next persistent cell reports `interpreter_restarted`.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -49,33 +47,21 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from . import agent as agent_module
+from .agent_client import AgentGone, AgentSandbox, AgentTimeout, OnFrame, encode_frame, exchange, take_frame
 from .base import (
     INPUT_DIR,
     OUTPUT_DIR_PARENT,
-    TRANSFER_CHUNK_BYTES,
     WORKDIR,
-    CellNotPending,
-    CellOutcome,
-    CommandResult,
-    CreateResult,
-    FileOpError,
-    FileOpResult,
     IsolationReport,
     Limits,
     MiB,
-    OutputFile,
-    PendingCalls,
     SandboxUnavailable,
-    StrReplaceResult,
-    ToolCall,
-    ToolCallResult,
-    ViewResult,
 )
 from .isolation import (
     SELFCHECK_CODE,
@@ -91,8 +77,6 @@ from .isolation import (
     usr_layout_args,
 )
 
-OnOutput = Callable[[str, bytes], None]
-
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: the uid and gid the sandbox sees for itself (mapped to the dedicated host uid when running as root)
 INSIDE_UID = 1000
@@ -101,15 +85,10 @@ SCRATCH_INSIDE = "/run/ce-agent"
 DEFAULT_SANDBOX_UID = 61000
 START_TIMEOUT_S = 20.0
 #: the host waits this long past the agent's own deadline (the agent needs time to kill and drain)
-HOST_GRACE_S = 10.0
-FILE_OP_TIMEOUT_S = 60.0
 STOP_WAIT_S = 3.0
 SHM_BYTES = 64 * MiB
 SCRATCH_BYTES = 16 * MiB
 _CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_HEADER_SIZE = 4
-#: a frame larger than this is a protocol violation (user code can try to write to the agent's pipe)
-MAX_FRAME_BYTES = 1 << 30
 
 #: /etc entries bound read-only when present (what libc, Python, TLS, time zones and common tools read)
 ETC_BINDS = (
@@ -200,14 +179,6 @@ except OSError as e:
 """
 
 
-class _AgentGone(Exception):
-    """EOF or a broken pipe: the agent (or the whole sandbox) died."""
-
-
-class _AgentTimeout(Exception):
-    """The agent did not answer by the host-side deadline."""
-
-
 class _Conn:
     """Frames to and from one agent over its stdin/stdout, every wait bounded by a deadline."""
 
@@ -227,45 +198,33 @@ class _Conn:
         return max(0, int((deadline - time.monotonic()) * 1000))
 
     def send(self, obj: dict[str, Any], deadline: float) -> None:
-        body = json.dumps(obj, separators=(",", ":")).encode("utf-8")
-        view = memoryview(len(body).to_bytes(_HEADER_SIZE, "big") + body)
+        view = memoryview(encode_frame(obj))
         while view:
             try:
                 n = os.write(self._wfd, view)
             except BlockingIOError:
                 if not self._wpoll.poll(self._remaining_ms(deadline)) and time.monotonic() >= deadline:
-                    raise _AgentTimeout from None
+                    raise AgentTimeout from None
                 continue
             except (BrokenPipeError, ConnectionResetError, ValueError, OSError) as e:
-                raise _AgentGone(str(e)) from None
+                raise AgentGone(str(e)) from None
             view = view[n:]
 
     def recv(self, deadline: float) -> dict[str, Any]:
         while True:
-            if len(self._buf) >= _HEADER_SIZE:
-                size = int.from_bytes(self._buf[:_HEADER_SIZE], "big")
-                if size > MAX_FRAME_BYTES:
-                    raise _AgentGone(f"protocol error: frame of {size} bytes")
-                if len(self._buf) >= _HEADER_SIZE + size:
-                    body = bytes(self._buf[_HEADER_SIZE : _HEADER_SIZE + size])
-                    del self._buf[: _HEADER_SIZE + size]
-                    try:
-                        frame = json.loads(body)
-                    except ValueError as e:
-                        raise _AgentGone(f"protocol error: {e}") from None
-                    if not isinstance(frame, dict):
-                        raise _AgentGone("protocol error: frame is not an object")
-                    return frame
+            frame = take_frame(self._buf)
+            if frame is not None:
+                return frame
             if not self._rpoll.poll(self._remaining_ms(deadline)):
                 if time.monotonic() >= deadline:
-                    raise _AgentTimeout
+                    raise AgentTimeout
                 continue
             try:
                 data = os.read(self._rfd, 1 << 20)
             except OSError as e:
-                raise _AgentGone(str(e)) from None
+                raise AgentGone(str(e)) from None
             if not data:
-                raise _AgentGone("EOF")
+                raise AgentGone("EOF")
             self._buf += data
 
 
@@ -291,20 +250,15 @@ class _AgentProcess:
         self, msg: dict[str, Any], deadline: float, on_frame: Callable[[dict[str, Any]], None] | None = None
     ) -> dict[str, Any]:
         self._ids += 1
-        rid = self._ids
-        self.conn.send({**msg, "id": rid}, deadline)
-        while True:
-            frame = self.conn.recv(deadline)
-            if frame.get("id") != rid:
-                continue  # a late frame of an earlier, abandoned request
-            kind = frame.get("type")
-            if kind in ("result", "error"):
-                return frame
-            if kind == "started" and self._host_pids:
+
+        def watch(frame: dict[str, Any]) -> None:
+            if frame.get("type") == "started" and self._host_pids:
                 pid = frame.get("pid")
                 self.command_pgid = pid if isinstance(pid, int) and pid > 1 else None
             if on_frame is not None:
                 on_frame(frame)
+
+        return exchange(self.conn, {**msg, "id": self._ids}, deadline, watch)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -351,14 +305,6 @@ class _AgentProcess:
         return data.decode("utf-8", "replace").strip()
 
 
-def _decode(data: bytes | bytearray) -> str:
-    return bytes(data).decode("utf-8", "replace")
-
-
-def _with(result: CommandResult, **changes: Any) -> CommandResult:
-    return dataclasses.replace(result, **changes)
-
-
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
     os.lchown(path, uid, gid)
     for dirpath, dirnames, filenames in os.walk(path):
@@ -380,7 +326,7 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-class LocalSandbox:
+class LocalSandbox(AgentSandbox[_AgentProcess]):
     """One container's sandbox. Calls are serialised per sandbox; different sandboxes run in parallel."""
 
     def __init__(self, backend: LocalBackend, container_id: str, root: Path) -> None:
@@ -392,13 +338,7 @@ class LocalSandbox:
         self._cgroup: SandboxCgroup | None = None
         self._destroyed = False
         self._output_hex = self._load_meta()
-        #: a persistent REPL interpreter ran in the current agent (its state dies with the agent)
-        self._repl_in_use = False
-        #: ... and that agent is gone: the next persistent cell reports `interpreter_restarted`
-        self._repl_lost = False
-        #: the cell in progress: its output so far (kept across its steps) and whether it restarted
-        self._cell_out: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
-        self._cell_restarted = False
+        self._init_repl_state()
 
     # ------------------------------------------------------------------ layout
 
@@ -470,12 +410,6 @@ class LocalSandbox:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _check_usable(self) -> None:
-        if self._destroyed:
-            raise SandboxUnavailable(f"sandbox {self.container_id} was destroyed")
-        if self._backend._closed:
-            raise SandboxUnavailable("the sandbox backend is closed")
-
     def start(self) -> None:
         """Start the agent if it is not running (calls do this on demand)."""
         with self._lock:
@@ -492,12 +426,6 @@ class LocalSandbox:
             self._forget_repl()
         self._agent = self._start_agent()
         return self._agent
-
-    def _forget_repl(self) -> None:
-        """The agent (and with it the REPL interpreter) is gone."""
-        if self._repl_in_use:
-            self._repl_lost = True
-            self._repl_in_use = False
 
     def _start_agent(self) -> _AgentProcess:
         backend = self._backend
@@ -529,7 +457,7 @@ class LocalSandbox:
         agent = _AgentProcess(proc, self._cgroup, log_path, host_pids=backend.tier == "none")
         try:
             reply = agent.request({"op": "init", "config": config}, time.monotonic() + START_TIMEOUT_S)
-        except (_AgentGone, _AgentTimeout) as e:
+        except (AgentGone, AgentTimeout) as e:
             agent.kill()
             detail = agent.log_tail() or (str(e) if str(e) else type(e).__name__)
             raise SandboxUnavailable(f"sandbox {self.container_id} failed to start: {detail}") from None
@@ -744,366 +672,37 @@ class LocalSandbox:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ------------------------------------------------------------------ commands
+    # ------------------------------------------------------------------ agent hooks (see agent_client)
 
-    def run_command(
-        self, command: str, *, timeout_s: float | None = None, on_output: OnOutput | None = None
-    ) -> CommandResult:
-        """Run `command` with `bash -c` in the workspace; `on_output(stream, chunk)` sees output live."""
-        return self._run({"op": "run", "command": command}, timeout_s, on_output)
+    def _limits(self) -> Limits:
+        return self._backend.limits
 
-    def run_python(
-        self, code: str, *, timeout_s: float | None = None, on_output: OnOutput | None = None
-    ) -> CommandResult:
-        return self._run({"op": "python", "code": code}, timeout_s, on_output)
+    def _acquire(self) -> _AgentProcess:
+        return self._ensure_agent()
 
-    def _oom_count(self) -> int | None:
+    def _live(self) -> _AgentProcess | None:
+        agent = self._agent
+        return agent if agent is not None and agent.alive() else None
+
+    def _send(
+        self, handle: _AgentProcess, req: dict[str, Any], deadline: float, on_frame: OnFrame | None = None
+    ) -> dict[str, Any]:
+        return handle.request(req, deadline, on_frame)
+
+    def _oom_count(self, handle: _AgentProcess) -> int | None:
         return self._cgroup.oom_kills() if self._cgroup is not None else None
 
-    def _collector(
-        self, bufs: dict[int, bytearray], on_output: OnOutput | None
-    ) -> tuple[Callable[[dict[str, Any]], None], list[BaseException]]:
-        """An `on_frame` that keeps output in `bufs` (up to the cap plus the marker) and feeds `on_output`;
-        a failing callback is collected (re-raised after the result, never mid-command)."""
-        keep = self._backend.limits.output_cap_bytes + 256  # room for the truncation marker
-        names = {1: "stdout", 2: "stderr"}
-        callback_error: list[BaseException] = []
-
-        def on_frame(frame: dict[str, Any]) -> None:
-            if frame.get("type") != "out":
-                return
-            fd = 1 if frame.get("fd") == 1 else 2
-            data = base64.b64decode(frame.get("data", ""))
-            buf = bufs[fd]
-            if len(buf) < keep:
-                buf += data[: keep - len(buf)]
-            if on_output is not None and not callback_error:
-                try:
-                    on_output(names[fd], data)
-                except Exception as e:
-                    callback_error.append(e)
-
-        return on_frame, callback_error
-
-    def _run(self, req: dict[str, Any], timeout_s: float | None, on_output: OnOutput | None) -> CommandResult:
-        lim = self._backend.limits
-        timeout = lim.timeout_s if timeout_s is None else float(timeout_s)
-        req = {**req, "timeout": timeout, "cap": lim.output_cap_bytes, "kill_bytes": lim.output_kill_bytes}
-        bufs = {1: bytearray(), 2: bytearray()}
-        on_frame, callback_error = self._collector(bufs, on_output)
-
-        with self._lock:
-            agent = self._ensure_agent()
-            oom_before = self._oom_count()
-            started = time.monotonic()
-            try:
-                reply = agent.request(req, started + timeout + HOST_GRACE_S, on_frame)
-            except (_AgentGone, _AgentTimeout) as e:
-                return self._agent_lost(agent, e, bufs, started, oom_before)
-            if callback_error:
-                raise callback_error[0]
-            if reply.get("type") != "result":
-                raise SandboxUnavailable(f"sandbox agent error: {reply.get('code')}: {reply.get('message')}")
-            return self._command_result(reply, bufs, oom_before)
-
-    def _agent_lost(
-        self,
-        agent: _AgentProcess,
-        error: Exception,
-        bufs: dict[int, bytearray],
-        started: float,
-        oom_before: int | None,
-    ) -> CommandResult:
-        """The agent died or hung during a command: restart the sandbox and say what had streamed."""
-        if agent.killed_by_host:
+    def _check_not_stopped(self, handle: _AgentProcess) -> None:
+        if handle.killed_by_host:
             raise SandboxUnavailable(f"sandbox {self.container_id} was stopped during the call") from None
-        agent.kill()
-        oom = self._oom_moved(oom_before)
-        restarted = self._restart_after_failure(agent)
-        return CommandResult(
-            stdout=_decode(bufs[1]),
-            stderr=_decode(bufs[2]),
-            return_code=137,
-            duration_s=time.monotonic() - started,
-            timed_out=isinstance(error, _AgentTimeout),
-            oom_killed=oom,
-            sandbox_restarted=restarted,
-        )
 
-    def _command_result(
-        self, reply: dict[str, Any], bufs: dict[int, bytearray], oom_before: int | None
-    ) -> CommandResult:
-        return CommandResult(
-            stdout=_decode(bufs[1]),
-            stderr=_decode(bufs[2]),
-            return_code=int(reply["return_code"]),
-            duration_s=float(reply["duration"]),
-            timed_out=bool(reply["timed_out"]),
-            truncated=bool(reply["truncated"]),
-            oom_killed=self._oom_moved(oom_before),
-            output_files=tuple(
-                OutputFile(path=p, name=n, size_bytes=int(s)) for p, n, s in reply["output_files"]
-            ),
-            output_killed=bool(reply.get("output_killed")),
-        )
+    def _lost(self, handle: _AgentProcess, oom_before: int | None) -> tuple[bool, bool]:
+        handle.kill()
+        oom = self._oom_moved(handle, oom_before)
+        return oom, self._restart_after_failure(handle)
 
-    # ------------------------------------------------------------------ REPL cells
-
-    def run_cell(
-        self,
-        code: str,
-        *,
-        tools: Sequence[str] = (),
-        persist: bool = True,
-        timeout_s: float | None = None,
-        call_timeout_s: float | None = None,
-        on_output: OnOutput | None = None,
-    ) -> CellOutcome:
-        """Run a cell in the sandbox's long-lived interpreter (see `ReplSandbox.run_cell`)."""
-        lim = self._backend.limits
-        timeout = lim.timeout_s if timeout_s is None else float(timeout_s)
-        req: dict[str, Any] = {
-            "op": "repl_run",
-            "code": code,
-            "tools": [str(name) for name in tools],
-            "persist": bool(persist),
-            "timeout": timeout,
-            "cap": lim.output_cap_bytes,
-            "kill_bytes": lim.output_kill_bytes,
-        }
-        if call_timeout_s is not None:
-            req["call_timeout"] = float(call_timeout_s)
-        with self._lock:
-            agent = self._ensure_agent()
-            # a restart of the whole sandbox since the last persistent cell lost the interpreter too
-            self._cell_restarted = bool(persist) and self._repl_lost
-            if persist:
-                self._repl_lost = False
-                self._repl_in_use = True
-            self._cell_out = {1: bytearray(), 2: bytearray()}
-            # room for cancelling a cell still waiting on tool results
-            deadline_s = timeout + agent_module.CANCEL_GRACE_SECONDS + HOST_GRACE_S
-            outcome = self._cell_step(agent, req, deadline_s, on_output)
-        assert outcome is not None
-        return outcome
-
-    def resume_cell(
-        self,
-        results: Mapping[str, ToolCallResult],
-        *,
-        timeout_s: float | None = None,
-        on_output: OnOutput | None = None,
-    ) -> CellOutcome:
-        """Hand the waiting cell its tool results and run it on. Raises `CellNotPending`."""
-        req: dict[str, Any] = {
-            "op": "repl_resume",
-            "results": {
-                str(call_id): {"content": r.content, "is_error": bool(r.is_error)}
-                for call_id, r in results.items()
-            },
-        }
-        if timeout_s is not None:
-            req["timeout"] = float(timeout_s)
-        bound = self._backend.limits.timeout_s if timeout_s is None else float(timeout_s)
-        with self._lock:
-            agent = self._agent
-            if agent is None or not agent.alive():
-                raise CellNotPending(f"no cell of sandbox {self.container_id} is waiting on tool results")
-            outcome = self._cell_step(agent, req, bound + HOST_GRACE_S, on_output)
-        assert outcome is not None
-        return outcome
-
-    def cancel_cell(self) -> CommandResult | None:
-        """End the cell waiting on tool results (its pending calls raise CancelledError); None if none."""
-        with self._lock:
-            agent = self._agent
-            if agent is None or not agent.alive():
-                return None
-            deadline_s = agent_module.CANCEL_GRACE_SECONDS + HOST_GRACE_S
-            outcome = self._cell_step(agent, {"op": "repl_cancel"}, deadline_s, None)
-        assert not isinstance(outcome, PendingCalls)
-        return outcome
-
-    def reset_repl(self) -> None:
-        """Discard the interpreter and its state on purpose; the next cell starts fresh (not "restarted")."""
-        with self._lock:
-            agent = self._agent
-            if agent is not None and agent.alive():
-                try:
-                    agent.request({"op": "repl_reset"}, time.monotonic() + FILE_OP_TIMEOUT_S)
-                except (_AgentGone, _AgentTimeout):
-                    self._restart_after_failure(agent)
-            self._repl_lost = False
-            self._repl_in_use = False
-
-    def _cell_step(
-        self, agent: _AgentProcess, req: dict[str, Any], deadline_s: float, on_output: OnOutput | None
-    ) -> CellOutcome | None:
-        """One request of a cell (run, resume or cancel); the caller holds the lock."""
-        bufs = self._cell_out
-        on_frame, callback_error = self._collector(bufs, on_output)
-        oom_before = self._oom_count()
-        started = time.monotonic()
-        try:
-            reply = agent.request(req, started + deadline_s, on_frame)
-        except (_AgentGone, _AgentTimeout) as e:
-            lost = self._agent_lost(agent, e, bufs, started, oom_before)
-            return _with(lost, interpreter_restarted=self._cell_restarted, interpreter_died=True)
-        if callback_error:
-            raise callback_error[0]
-        if reply.get("type") != "result":
-            if reply.get("code") == "no_pending_cell":
-                raise CellNotPending(str(reply.get("message")))
-            raise SandboxUnavailable(f"sandbox agent error: {reply.get('code')}: {reply.get('message')}")
-        if req["op"] == "repl_cancel" and not reply.get("cancelled"):
-            return None  # nothing was waiting
-        restarted = self._cell_restarted or bool(reply.get("restarted"))
-        if "pending" in reply:
-            calls = tuple(
-                ToolCall(id=str(c["id"]), name=str(c["name"]), input=dict(c.get("input") or {}))
-                for c in reply["pending"]
-            )
-            return PendingCalls(
-                calls=calls, duration_s=float(reply["duration"]), interpreter_restarted=restarted
-            )
-        result = self._command_result(reply, bufs, oom_before)
-        return _with(result, interpreter_restarted=restarted, interpreter_died=bool(reply.get("worker_died")))
-
-    def _oom_moved(self, before: int | None) -> bool:
-        after = self._oom_count()
-        return before is not None and after is not None and after > before
-
-    # ------------------------------------------------------------------ files
-
-    def _request(self, req: dict[str, Any], timeout_s: float = FILE_OP_TIMEOUT_S) -> dict[str, Any]:
-        """One non-command request; raises _AgentGone/_AgentTimeout after restarting the sandbox."""
-        with self._lock:
-            agent = self._ensure_agent()
-            try:
-                return agent.request(req, time.monotonic() + timeout_s)
-            except (_AgentGone, _AgentTimeout):
-                if agent.killed_by_host:
-                    raise SandboxUnavailable(
-                        f"sandbox {self.container_id} was stopped during the call"
-                    ) from None
-                self._restart_after_failure(agent)
-                raise
-
-    def _file_op(self, req: dict[str, Any]) -> dict[str, Any] | FileOpError:
-        try:
-            reply = self._request(req)
-        except _AgentTimeout:
-            return FileOpError("execution_time_exceeded", "The file operation timed out.")
-        except _AgentGone:
-            return FileOpError("unavailable", "The sandbox restarted during the file operation.")
-        except SandboxUnavailable as e:
-            return FileOpError("unavailable", str(e))
-        if reply.get("type") == "result":
-            return reply
-        code = reply.get("code")
-        message = str(reply.get("message") or "")
-        if code in ("file_not_found", "invalid_tool_input", "string_not_found"):
-            return FileOpError(code, message)
-        return FileOpError("unavailable", f"{code}: {message}")
-
-    def view(self, path: str, *, view_range: tuple[int, int] | None = None) -> FileOpResult:
-        req: dict[str, Any] = {"op": "view", "path": path}
-        if view_range is not None:
-            req["view_range"] = list(view_range)
-        r = self._file_op(req)
-        if isinstance(r, FileOpError):
-            return r
-        return ViewResult(
-            file_type=r["file_type"],
-            content=r["content"],
-            num_lines=r.get("num_lines"),
-            start_line=r.get("start_line"),
-            total_lines=r.get("total_lines"),
-        )
-
-    def create(self, path: str, file_text: str) -> FileOpResult:
-        r = self._file_op({"op": "create", "path": path, "file_text": file_text})
-        if isinstance(r, FileOpError):
-            return r
-        return CreateResult(is_file_update=bool(r["is_file_update"]))
-
-    def str_replace(self, path: str, old_str: str, new_str: str) -> FileOpResult:
-        r = self._file_op({"op": "str_replace", "path": path, "old_str": old_str, "new_str": new_str})
-        if isinstance(r, FileOpError):
-            return r
-        return StrReplaceResult(
-            old_start=int(r["old_start"]),
-            old_lines=int(r["old_lines"]),
-            new_start=int(r["new_start"]),
-            new_lines=int(r["new_lines"]),
-            lines=tuple(r["lines"]),
-        )
-
-    def _transfer(self, req: dict[str, Any]) -> dict[str, Any]:
-        try:
-            reply = self._request(req)
-        except (_AgentGone, _AgentTimeout) as e:
-            raise SandboxUnavailable(f"sandbox {self.container_id} failed during a file transfer") from e
-        if reply.get("type") == "result":
-            return reply
-        code, message = reply.get("code"), str(reply.get("message") or "")
-        if code == "file_not_found":
-            raise FileNotFoundError(message)
-        if code == "is_a_directory":
-            raise IsADirectoryError(message)
-        if code == "invalid_tool_input":
-            raise ValueError(message)
-        raise OSError(message)
-
-    def put_file(self, path: str, data: bytes) -> None:
-        """Write a file into the sandbox, from inside it (relative paths are under /workspace)."""
-        self._transfer({"op": "put_file", "path": path, "data": base64.b64encode(data).decode()})
-
-    def read_file(self, path: str) -> bytes:
-        """Read a file of the sandbox, resolved inside it. Raises FileNotFoundError, IsADirectoryError."""
-        return base64.b64decode(self._transfer({"op": "read_file", "path": path})["data"])
-
-    def list_output_files(self) -> tuple[OutputFile, ...]:
-        """Every regular file now under `$OUTPUT_DIR`."""
-        reply = self._transfer({"op": "list_outputs"})
-        return tuple(OutputFile(path=p, name=n, size_bytes=int(s)) for p, n, s in reply["output_files"])
-
-    # Chunked transfers (`StreamingFiles`): one bounded frame per chunk instead of one frame per file.
-
-    def write_file_chunks(self, path: str, chunks: Iterable[bytes]) -> int:
-        """Write a file into the sandbox chunk by chunk, from inside it; returns its size."""
-        offset = 0
-        for chunk in chunks:
-            if chunk:
-                data = base64.b64encode(chunk).decode()
-                reply = self._transfer({"op": "put_chunk", "path": path, "offset": offset, "data": data})
-                offset = int(reply["size"])
-        if offset == 0:  # no bytes at all: still an (empty) file
-            self._transfer({"op": "put_chunk", "path": path, "offset": 0, "data": ""})
-        return offset
-
-    def read_file_chunks(self, path: str, chunk_bytes: int = TRANSFER_CHUNK_BYTES) -> Iterator[bytes]:
-        """Yield a file of the sandbox chunk by chunk. Raises FileNotFoundError, IsADirectoryError."""
-        offset = 0
-        while True:
-            reply = self._transfer({"op": "read_chunk", "path": path, "offset": offset, "size": chunk_bytes})
-            data = base64.b64decode(reply["data"])
-            offset += len(data)
-            if data:
-                yield data
-            if reply["eof"] or not data:
-                return
-
-    def file_sha256(self, path: str) -> str | None:
-        """SHA-256 (hex) of a regular file of the sandbox, hashed inside it; None when there is none."""
-        digest = self._transfer({"op": "sha256", "path": path}).get("sha256")
-        return str(digest) if digest is not None else None
-
-    def ping(self) -> float:
-        """Round-trip time of one no-op request to the agent, in seconds."""
-        t0 = time.perf_counter()
-        self._transfer({"op": "ping"})
-        return time.perf_counter() - t0
+    def _recover(self, handle: _AgentProcess) -> bool:
+        return self._restart_after_failure(handle)
 
 
 class _Resources:

@@ -38,7 +38,7 @@ def test_each_tool_runs_in_the_container(docker_emulator):
     )
     shell, py, created, replaced, viewed = results(message)
     assert shell.stdout == "1000\nsandbox\n/workspace\nlo\n" and shell.return_code == 0
-    assert py.stdout == "(3, 11) /workspace\n"
+    assert py.stdout.rstrip("\n") == "(3, 11) /workspace"
     assert created.is_file_update is False
     assert replaced.lines == [" alpha", "-beta", "+BETA", " gamma"]
     assert viewed.content == "alpha\nBETA\ngamma" and viewed.num_lines == 3
