@@ -40,57 +40,50 @@ def collect_output_files(
     return sink(box, result.output_files)
 
 
+def _execute(run: Callable[[], sandbox.CommandResult]) -> sandbox.CommandResult | str:
+    """The command's result, or the error code the API gives when it could not run to its end."""
+    try:
+        result = run()
+    except sandbox.SandboxUnavailable:
+        return "unavailable"
+    return "execution_time_exceeded" if result.timed_out else result
+
+
 def run_bash(
     box: sandbox.Sandbox, tool_use_id: str, tool_input: dict[str, Any], sink: OutputFileSink | None
-) -> wire.BashToolResultBlock:
+) -> wire.ToolResultBlock:
+    name = "bash_code_execution"
     command = tool_input.get("command")
     if not isinstance(command, str) or set(tool_input) - {"command", "restart"}:
-        return wire.BashToolResultBlock(
-            tool_use_id=tool_use_id, content=wire.BashError(error_code="invalid_tool_input")
-        )
-    try:
-        result = box.run_command(command)
-    except sandbox.SandboxUnavailable:
-        return wire.BashToolResultBlock(
-            tool_use_id=tool_use_id, content=wire.BashError(error_code="unavailable")
-        )
-    if result.timed_out:
-        return wire.BashToolResultBlock(
-            tool_use_id=tool_use_id, content=wire.BashError(error_code="execution_time_exceeded")
-        )
+        return error_block(name, tool_use_id, "invalid_tool_input")
+    result = _execute(lambda: box.run_command(command))
+    if isinstance(result, str):
+        return error_block(name, tool_use_id, result)
     try:
         file_ids = collect_output_files(box, result, sink)
     except OutputFileTooLarge:
-        return wire.BashToolResultBlock(
-            tool_use_id=tool_use_id, content=wire.BashError(error_code="output_file_too_large")
-        )
-    outputs = [wire.BashOutputBlock(file_id=file_id) for file_id in file_ids]
+        return error_block(name, tool_use_id, "output_file_too_large")
     return wire.BashToolResultBlock(
         tool_use_id=tool_use_id,
         content=wire.BashResult(
-            stdout=result.stdout, stderr=result.stderr, return_code=result.return_code, content=outputs
+            stdout=result.stdout,
+            stderr=result.stderr,
+            return_code=result.return_code,
+            content=[wire.BashOutputBlock(file_id=file_id) for file_id in file_ids],
         ),
     )
 
 
 def run_python(
     box: sandbox.Sandbox, tool_use_id: str, tool_input: dict[str, Any], sink: OutputFileSink | None
-) -> wire.CodeExecutionToolResultBlock:
+) -> wire.ToolResultBlock:
+    name = "code_execution"
     code = tool_input.get("code")
     if not isinstance(code, str) or set(tool_input) != {"code"}:
-        return wire.CodeExecutionToolResultBlock(
-            tool_use_id=tool_use_id, content=wire.CodeExecutionError(error_code="invalid_tool_input")
-        )
-    try:
-        result = box.run_python(code)
-    except sandbox.SandboxUnavailable:
-        return wire.CodeExecutionToolResultBlock(
-            tool_use_id=tool_use_id, content=wire.CodeExecutionError(error_code="unavailable")
-        )
-    if result.timed_out:
-        return wire.CodeExecutionToolResultBlock(
-            tool_use_id=tool_use_id, content=wire.CodeExecutionError(error_code="execution_time_exceeded")
-        )
+        return error_block(name, tool_use_id, "invalid_tool_input")
+    result = _execute(lambda: box.run_python(code))
+    if isinstance(result, str):
+        return error_block(name, tool_use_id, result)
     stderr = result.stderr
     try:
         file_ids = collect_output_files(box, result, sink)
@@ -98,14 +91,13 @@ def run_python(
         # The Python tool has no `output_file_too_large` code: keep the run's result, without the files.
         file_ids = []
         stderr += f"\n[output files not kept: {problem}]\n"
-    outputs = [wire.CodeExecutionOutputBlock(file_id=file_id) for file_id in file_ids]
     return wire.CodeExecutionToolResultBlock(
         tool_use_id=tool_use_id,
         content=wire.CodeExecutionResult(
             stdout=python_stdout(result.stdout),
             stderr=stderr,
             return_code=result.return_code,
-            content=outputs,
+            content=[wire.CodeExecutionOutputBlock(file_id=file_id) for file_id in file_ids],
         ),
     )
 
