@@ -91,8 +91,9 @@ def time_calls(call: Call, n: int, warmup: int = 3) -> list[float]:
 
 
 def time_interleaved(*calls: Call, n: int, warmup: int = 3, block: int = 10) -> list[list[float]]:
-    """Seconds per call for `n` calls of each of `calls`, in alternating blocks of `block` calls so every side
-    sees the same machine load (the order rotates each round, so none always follows another's warm caches)."""
+    """Seconds per call for `n` calls of each of `calls`, in alternating blocks of `block` calls, so that
+    every side sees the same machine load (the order rotates each round: none always follows another's warm
+    caches)."""
     for _ in range(warmup):
         for call in calls:
             call()
@@ -196,8 +197,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
     if unit == "MB":
         return f"{value:.1f} MB"
-    if unit == "req/s":
-        return f"{value:.0f} req/s"
+    if unit in ("req/s", "ex/s"):
+        return f"{value:.0f} {unit}"
     return f"{value:.3g} {unit}"
 
 
@@ -251,7 +252,9 @@ def environment() -> dict[str, Any]:
 
 
 def report(rows: Sequence[Row], settings: Settings, started: float) -> dict[str, Any]:
-    counts = {status: sum(1 for r in rows if r.status == status) for status in ("pass", "fail", "skip", "info")}
+    counts = {
+        status: sum(1 for r in rows if r.status == status) for status in ("pass", "fail", "skip", "info")
+    }
     return {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "duration_s": round(time.time() - started, 1),

@@ -1,9 +1,9 @@
 """`python -m bench`: run every scenario, print the table, write the JSON report.
 
-    python -m bench                 # everything, full iteration counts (a few minutes on 2 cores)
-    python -m bench --quick         # fewer iterations and a 5 s load test (about a minute)
-    python -m bench --only P1,P3    # some scenarios
-    python -m bench --scale 2       # twice the iterations
+python -m bench                 # everything, full iteration counts (a few minutes on 2 cores)
+python -m bench --quick         # fewer iterations and a 5 s load test (about a minute)
+python -m bench --only P1,P3    # some scenarios
+python -m bench --scale 2       # twice the iterations
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=None, help="multiply iteration counts (default 1)")
     parser.add_argument("--only", default="", help="comma-separated scenario ids, e.g. P1,P3")
     parser.add_argument("--load-seconds", type=float, default=None, help="P8 duration (default 20, quick 5)")
-    parser.add_argument("--json", type=Path, default=DEFAULT_OUTPUT, help=f"report path (default {DEFAULT_OUTPUT})")
+    parser.add_argument(
+        "--json", type=Path, default=DEFAULT_OUTPUT, help=f"report path (default {DEFAULT_OUTPUT})"
+    )
     return parser.parse_args(argv)
 
 
@@ -48,7 +50,9 @@ def run_scenario(scenario_id: str, title: str, function: Any, settings: Settings
         return [skipped(scenario_id, title, str(reason))]
     except Exception as error:
         traceback.print_exc(file=sys.stderr)
-        return [Row(id=scenario_id, name=title, status="fail", note=f"error: {type(error).__name__}: {error}")]
+        return [
+            Row(id=scenario_id, name=title, status="fail", note=f"error: {type(error).__name__}: {error}")
+        ]
 
 
 def strategies_rows(settings: Settings) -> list[Row]:
@@ -73,6 +77,17 @@ def strategies_rows(settings: Settings) -> list[Row]:
         elif isinstance(item, dict) and {"id", "name", "status"} <= item.keys():
             known = {k: v for k, v in item.items() if k in Row.__dataclass_fields__}
             rows.append(Row(**known))
+        elif isinstance(item, dict):
+            # a dict of rates: one info row per `<what>_per_second`, the rest as a note
+            rates = {
+                k: v for k, v in item.items() if k.endswith("_per_second") and isinstance(v, int | float)
+            }
+            rest = ", ".join(f"{k}={v}" for k, v in item.items() if k not in rates)
+            for key, value in rates.items():
+                name = "strategies: " + key.removesuffix("_per_second").replace("_", " ")
+                rows.append(
+                    Row(id="S", name=name, status="info", unit="ex/s", median=float(value), note=rest)
+                )
         elif item is not None:
             rows.append(Row(id="S", name="hypothesis strategies", status="info", note=str(item)))
     return rows
@@ -89,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for scenario in SCENARIOS:
         if wanted and scenario.id not in wanted:
             continue
-        print(f"[{time.time() - started:6.1f}s] {scenario.id} {scenario.title} ...", file=sys.stderr, flush=True)
+        print(
+            f"[{time.time() - started:6.1f}s] {scenario.id} {scenario.title} ...", file=sys.stderr, flush=True
+        )
         rows.extend(run_scenario(scenario.id, scenario.title, scenario.run, settings))
     if not wanted or "S" in wanted:
         print(f"[{time.time() - started:6.1f}s] S hypothesis strategies ...", file=sys.stderr, flush=True)
@@ -99,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_json(data, args.json)
     summary = data["summary"]
     print(
-        f"\n{summary['pass']} passed, {summary['fail']} failed, {summary['skip']} skipped, {summary['info']} info "
-        f"in {data['duration_s']:.0f} s; report: {args.json}"
+        f"\n{summary['pass']} passed, {summary['fail']} failed, {summary['skip']} skipped, "
+        f"{summary['info']} info in {data['duration_s']:.0f} s; report: {args.json}"
     )
     return 1 if summary["fail"] else 0
 

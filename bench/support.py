@@ -172,7 +172,10 @@ class ChildEmulator:
         self.url = ""
 
     def __enter__(self) -> ChildEmulator:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-c", _CHILD, json.dumps(self.options)],
             stdin=subprocess.PIPE,

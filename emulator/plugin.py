@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from emulator.cassettes.testing import add_record_mode_option, cassette_settings, unmatched_report
-from emulator.config import EmulatorConfig
-from emulator.service import Emulator
-from emulator.state.usage import UsageLedger
 
 if TYPE_CHECKING:
     import anthropic
 
-USAGE = pytest.StashKey[UsageLedger]()
+    from emulator.config import EmulatorConfig
+    from emulator.service import Emulator
+
+# The engine is imported when a fixture or hook first needs it: this module is loaded by every pytest
+# session of every project that installed us (an entry point), most of which never start an emulator.
+USAGE = pytest.StashKey["UsageLedger"]()
 MARKER = "code_execution_emulator"
 FAULTS_MARKER = "emulator_faults"
 
@@ -52,6 +54,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from emulator.state.usage import UsageLedger
+
     config.stash[USAGE] = UsageLedger()
     config.addinivalue_line(
         "markers",
@@ -66,6 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _base_config(config: pytest.Config) -> EmulatorConfig:
+    from emulator.config import EmulatorConfig
+
     return EmulatorConfig(
         backend=config.getoption("--emulator-backend"),
         isolation=config.getoption("--emulator-isolation"),
@@ -75,6 +81,8 @@ def _base_config(config: pytest.Config) -> EmulatorConfig:
 
 @pytest.fixture(scope="session")
 def _code_execution_emulator_session(pytestconfig: pytest.Config) -> Iterator[Emulator]:
+    from emulator.service import Emulator
+
     with Emulator(_base_config(pytestconfig)) as emulator:
         yield emulator
         pytestconfig.stash[USAGE].absorb(emulator.usage_ledger)
@@ -95,6 +103,8 @@ def code_execution_emulator(
     if mode != "emulate":
         settings = cassette_settings(request, settings, mode)
     if marker is not None or mode != "emulate":
+        from emulator.service import Emulator
+
         with Emulator(_base_config(pytestconfig).with_overrides(**settings)) as emulator:
             _arm_marked_faults(request, emulator)
             yield emulator

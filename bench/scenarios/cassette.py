@@ -55,7 +55,9 @@ def vcrpy_cassette(path: Path) -> Any:
         matchers.query,
         matchers.body,
     )
-    return Cassette.load(path=str(path), serializer=yamlserializer, record_mode=RecordMode.NONE, match_on=match_on)
+    return Cassette.load(
+        path=str(path), serializer=yamlserializer, record_mode=RecordMode.NONE, match_on=match_on
+    )
 
 
 def _request_body(index: int) -> dict[str, Any]:
@@ -109,7 +111,9 @@ def live_request(index: int) -> Any:
 
     body = _request_body(index)
     reordered = json.dumps(dict(reversed(list(body.items()))), indent=1).encode()
-    return Request("POST", URI, reordered, {"content-type": "application/json", "anthropic-version": "2023-06-01"})
+    return Request(
+        "POST", URI, reordered, {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+    )
 
 
 def _lookup(cassette: Any, index: int) -> float:
@@ -168,9 +172,9 @@ def p6_lookup(settings: Settings) -> list[Row]:
             ratio=o.median / s.median,
             target=f"median <= {limit:g} ms",
             note=(
-                f"can_play_response_for + play_response; vcrpy's own lookup (built-in matchers) {s.median:.0f} ms "
-                f"(n={s.n}); our matchers without the index {u.median:.0f} ms (n={u.n}); loading the "
-                f"1,000-interaction cassette took {load_s:.2f} s"
+                f"can_play_response_for + play_response; vcrpy's own lookup (built-in matchers) "
+                f"{s.median:.0f} ms (n={s.n}); our matchers without the index {u.median:.0f} ms (n={u.n}); "
+                f"loading the 1,000-interaction cassette took {load_s:.2f} s"
             ),
             extra={"indexed": o.__dict__, "vcrpy": s.__dict__, "unindexed": u.__dict__, "load_s": load_s},
         )

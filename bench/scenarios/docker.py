@@ -148,7 +148,7 @@ def in_container_spawn_ms(engine: Any) -> float:
 
 
 def p5_first_call(settings: Settings) -> list[Row]:
-    n = settings.n(10, minimum=3)
+    n = settings.n(20, minimum=4)
     params = message_params(tools=True)
     firsts: list[float] = []
     warms: list[float] = []

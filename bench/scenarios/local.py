@@ -128,7 +128,9 @@ def p7_memory(settings: Settings) -> list[Row]:
         client = anthropic.Anthropic(base_url=child.url, api_key=API_KEY, max_retries=0, timeout=300)
         flood = f"head -c {FLOOD_BYTES} /dev/zero | tr '\\0' 'x'"
         # warm every path the flood takes: a container, a bash call, a large (capped) result
-        warmup = client.messages.create(**message_params(f"```bash\nhead -c {2 * MB} /dev/zero\n```", tools=True))
+        warmup = client.messages.create(
+            **message_params(f"```bash\nhead -c {2 * MB} /dev/zero\n```", tools=True)
+        )
         assert warmup.container is not None
         container = warmup.container.id
         time.sleep(0.5)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx2
 
-from bench.core import Row, Settings, ratio_row, stats_ms, time_calls, time_interleaved
+from bench.core import Row, Settings, Skip, ratio_row, skipped, stats_ms, time_calls, time_interleaved
 from bench.support import (
     API_KEY,
     FloorServer,
@@ -44,58 +49,161 @@ def mock_client(body: bytes, headers: dict[str, str]) -> anthropic.Anthropic:
     )
 
 
+def write_replay_cassette(path: Path, count: int, body: bytes, headers: dict[str, str]) -> None:
+    """A vcrpy cassette of `count` interactions: request i is `numbered_params(i)`, every answer `body`."""
+    from vcr.serializers import yamlserializer
+
+    interactions = [
+        {
+            "request": {
+                "method": "POST",
+                "uri": "http://127.0.0.1/v1/messages",
+                "body": json.dumps(numbered_params(i)),
+                "headers": {"content-type": ["application/json"]},
+            },
+            "response": {
+                "status": {"code": 200, "message": "OK"},
+                "headers": {k: [v] for k, v in headers.items() if k.lower() == "content-type"},
+                "body": {"string": body.decode()},
+            },
+        }
+        for i in range(count)
+    ]
+    path.write_text(yamlserializer.serialize({"interactions": interactions, "version": 1}))
+
+
+def numbered_params(index: int) -> dict[str, Any]:
+    """Distinct requests of equal size, so each replay is one lookup of its own recorded interaction."""
+    return message_params(f"question {index:06d}")
+
+
+class Numbered:
+    """Sends request 0, 1, 2, ... through one client."""
+
+    def __init__(self, client: anthropic.Anthropic) -> None:
+        self.client = client
+        self.next = 0
+
+    def __call__(self) -> None:
+        self.client.messages.create(**numbered_params(self.next))
+        self.next += 1
+
+
+@contextmanager
+def replaying_emulator(
+    settings: Settings, n: int, warmup: int
+) -> Iterator[tuple[Emulator, bytes, dict[str, str]]]:
+    """An emulator in replay mode over a cassette holding the answers of the requests the scenario sends."""
+    with Emulator() as recorder:
+        client = recorder.anthropic_client()
+        recorder.add_turn(text("hello"))
+        body, headers = raw_response(client, **numbered_params(0))
+    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
+        path = Path(tmp) / "replay.yaml"
+        write_replay_cassette(path, n + warmup + 5, body, headers)
+        try:
+            emulator = Emulator(mode="replay", cassette=path)
+        except TypeError as error:
+            raise Skip(f"replay mode (issue #6) is not available: {error}") from None
+        with emulator:
+            yield emulator, body, headers
+
+
 def p1_in_process(settings: Settings) -> list[Row]:
-    params = message_params()
     n = settings.n(600)
+    warmup = 20
+    covered = respx_covers_httpx2()
+    respx_note = "" if covered else " (respx patches httpx/httpcore only, not the SDK's httpx2/httpcore2)"
+    rows: list[Row] = []
+    try:
+        with replaying_emulator(settings, n, warmup) as (emulator, body, headers):
+            subject = Numbered(emulator.anthropic_client())
+            baseline = Numbered(mock_client(body, headers))
+            subject_s, baseline_s = time_interleaved(subject, baseline, n=n, warmup=warmup)
+        rows.append(
+            ratio_row(
+                "P1",
+                "in-process replayed turn (SDK, cassette)",
+                subject_s,
+                baseline_s,
+                "mock transport",
+                1.3,
+                "baseline: the SDK over httpx2.MockTransport returning the same bytes" + respx_note,
+            )
+        )
+    except Skip as reason:
+        rows.append(skipped("P1", "in-process replayed turn (SDK, cassette)", str(reason), "ratio <= 1.3"))
+
+    params = message_params()
     with Emulator() as emulator:
         client = emulator.anthropic_client()
         emulator.add_turn(text("hello"))
         body, headers = raw_response(client, **params)
 
-        def subject() -> None:
+        def scripted() -> None:
             emulator.add_turn(text("hello"))
             client.messages.create(**params)
 
-        baseline_client = mock_client(body, headers)
-
-        def baseline() -> None:
-            baseline_client.messages.create(**params)
-
-        subject_s, baseline_s = time_interleaved(subject, baseline, n=n, warmup=20)
-    covered = respx_covers_httpx2()
-    note = (
-        "baseline: the SDK over httpx2.MockTransport returning the emulator's bytes"
-        + ("" if covered else " (respx patches httpx/httpcore only, not the SDK's httpx2/httpcore2)")
-    )
-    return [ratio_row("P1", "in-process text turn (SDK)", subject_s, baseline_s, "mock transport", 1.3, note)]
+        mock = mock_client(body, headers)
+        subject_s, baseline_s = time_interleaved(
+            scripted, lambda: mock.messages.create(**params), n=n, warmup=warmup
+        )
+    row = ratio_row("P1", "in-process scripted text turn (SDK)", subject_s, baseline_s, "mock transport", 1.3)
+    row.status, row.target = "info", None
+    row.note = "emulate mode (script queue, engine, validation); same baseline"
+    rows.append(row)
+    return rows
 
 
 def p2_http(settings: Settings) -> list[Row]:
-    params = message_params()
     n = settings.n(600)
-    with Emulator() as emulator, FloorServer() as floor:
-        client = emulator.anthropic_client(in_process=False, api_key=API_KEY)
-        emulator.add_turn(text("hello"))
-        body, headers = raw_response(client, **params)
-        floor.set(body, headers)
+    warmup = 20
+    rows: list[Row] = []
+    with FloorServer() as floor:
         floor_client = anthropic.Anthropic(base_url=floor.url, api_key=API_KEY, max_retries=0)
+        try:
+            with replaying_emulator(settings, n, warmup) as (emulator, body, headers):
+                floor.set(body, headers)
+                subject = Numbered(emulator.anthropic_client(in_process=False, api_key=API_KEY))
+                subject_s, baseline_s = time_interleaved(subject, Numbered(floor_client), n=n, warmup=warmup)
+                sockets = tcp_nodelay_of_open_sockets()
+            note = (
+                f"baseline: bare ASGI app under uvicorn, same bytes; connected loopback TCP sockets of this "
+                f"process with TCP_NODELAY on/off: {sockets['nodelay_on']}/{sockets['nodelay_off']}"
+            )
+            row = ratio_row(
+                "P2",
+                "HTTP replayed turn (SDK, keep-alive)",
+                subject_s,
+                baseline_s,
+                "uvicorn floor",
+                1.2,
+                note,
+            )
+            row.extra["sockets"] = sockets
+            rows.append(row)
+        except Skip as reason:
+            rows.append(skipped("P2", "HTTP replayed turn (SDK, keep-alive)", str(reason), "ratio <= 1.2"))
 
-        def subject() -> None:
+        params = message_params()
+        with Emulator() as emulator:
+            client = emulator.anthropic_client(in_process=False, api_key=API_KEY)
             emulator.add_turn(text("hello"))
-            client.messages.create(**params)
+            body, headers = raw_response(client, **params)
+            floor.set(body, headers)
 
-        def baseline() -> None:
-            floor_client.messages.create(**params)
+            def scripted() -> None:
+                emulator.add_turn(text("hello"))
+                client.messages.create(**params)
 
-        subject_s, baseline_s = time_interleaved(subject, baseline, n=n, warmup=20)
-        sockets = tcp_nodelay_of_open_sockets()
-    note = (
-        f"baseline: bare ASGI app under uvicorn, same bytes; loopback TCP sockets with TCP_NODELAY "
-        f"on/off: {sockets['nodelay_on']}/{sockets['nodelay_off']}"
-    )
-    row = ratio_row("P2", "HTTP text turn (SDK, keep-alive)", subject_s, baseline_s, "uvicorn floor", 1.2, note)
-    row.extra["sockets"] = sockets
-    return [row]
+            subject_s, baseline_s = time_interleaved(
+                scripted, lambda: floor_client.messages.create(**params), n=n, warmup=warmup
+            )
+    row = ratio_row("P2", "HTTP scripted text turn (SDK)", subject_s, baseline_s, "uvicorn floor", 1.2)
+    row.status, row.target = "info", None
+    row.note = "emulate mode; same floor"
+    rows.append(row)
+    return rows
 
 
 def _first_event_time(client: anthropic.Anthropic, params: dict[str, Any]) -> tuple[float, float, str]:
@@ -150,8 +258,8 @@ def p9_first_byte(settings: Settings) -> list[Row]:
     fresh = stats_ms(fresh_firsts)
     total = stats_ms(totals)
     note = (
-        f"command: sleep {sleep_s:g}; whole stream median {total.median:.0f} ms; baseline: first event from a "
-        f"bare uvicorn app"
+        f"command: sleep {sleep_s:g}; whole stream median {total.median:.0f} ms; baseline: first event "
+        f"from a bare uvicorn app"
     )
     limit = 50.0
     return [

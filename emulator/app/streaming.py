@@ -30,13 +30,14 @@ def _next_event(events: Iterator[TurnEvent]) -> TurnEvent | None:
 
 
 async def _event_chunks(
-    events: Iterator[TurnEvent], services: EngineServices, settings: sse.Fragmentation
+    events: Iterator[TurnEvent], services: EngineServices, settings: sse.Fragmentation, blocking: bool
 ) -> AsyncIterator[bytes]:
     fragmenter = sse.Fragmenter(settings)
     fidelity = services.fidelity
     while True:
-        # Each step may run a command for seconds; only a worker thread waits, the event loop stays free.
-        event = await anyio.to_thread.run_sync(_next_event, events)
+        # A step may run a command for seconds: then only a worker thread waits and the event loop stays
+        # free. A turn with nothing to run is advanced inline (a thread hop costs more than the step).
+        event = await anyio.to_thread.run_sync(_next_event, events) if blocking else _next_event(events)
         if event is None:
             return
         if isinstance(event, TurnStarted):
@@ -60,7 +61,12 @@ async def _event_chunks(
 
 
 async def sse_stream(
-    events: Iterator[TurnEvent], services: EngineServices, context: FaultContext, settings: sse.Fragmentation
+    events: Iterator[TurnEvent],
+    services: EngineServices,
+    context: FaultContext,
+    settings: sse.Fragmentation,
+    *,
+    blocking: bool = True,
 ) -> AsyncIterator[bytes]:
     faults = services.faults
     stall = faults.take("stall", context)
@@ -68,7 +74,7 @@ async def sse_stream(
     drop = faults.take("stream_drop", context)
     sent = 0
     try:
-        async for chunk in _event_chunks(events, services, settings):
+        async for chunk in _event_chunks(events, services, settings, blocking):
             if stall is not None and stall.between_events:
                 await anyio.sleep(stall.delay_s)
             if failure is not None and sent >= failure.after_events:

@@ -12,7 +12,7 @@ from typing import Any
 
 from emulator.engine.betas import parse_betas
 from emulator.engine.faults import FaultContext, body_text
-from emulator.engine.turn import EngineServices, complete_turn, prepare_turn
+from emulator.engine.turn import EngineServices, complete_turn, prepare_turn, stage_turn_uploads
 from emulator.errors import APIError, InvalidRequestError
 from emulator.state.batches import BatchRecord, BatchStore
 from emulator.wire.models import error_envelope
@@ -91,6 +91,7 @@ class BatchProcessor:
                 request_number=number, endpoint="/v1/messages/batches", body_text=body_text(params)
             )
             prepared = prepare_turn(params, parse_betas([]), self._services, context)
+            prepared = stage_turn_uploads(prepared, self._services)
             message = complete_turn(prepared, self._services)
         except APIError as error:
             return {"type": "errored", "error": error_envelope(error.error_type, error.message, request_id)}

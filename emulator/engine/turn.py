@@ -259,8 +259,6 @@ def prepare_turn(
         forced_stop = (stop_fault.stop_reason, stop_fault.after_tool_calls or 0)
     elif services.pause_after_tool_calls is not None:
         forced_stop = ("pause_turn", services.pause_after_tool_calls)
-    if uploads:
-        container = _stage_uploads(services, container, uploads)
     return PreparedTurn(
         body=body,
         model=model,
@@ -278,18 +276,36 @@ def prepare_turn(
     )
 
 
-def _stage_uploads(
-    services: EngineServices, container: ContainerRecord | None, uploads: Sequence[FileRecord]
-) -> ContainerRecord:
-    """Copy the uploads into the container (made now if the request has none) before the model runs."""
+def stage_turn_uploads(prepared: PreparedTurn, services: EngineServices) -> PreparedTurn:
+    """Copy the `container_upload` files into the container (made now if the request has none).
+
+    Kept apart from `prepare_turn` because it is the one part of preparing that touches the sandbox:
+    callers on an event loop run `prepare_turn` inline and only this in a worker thread.
+    """
+    if not prepared.uploads:
+        return prepared
     assert services.files is not None  # resolve_uploads found the files in it
+    container = prepared.container
     if container is None:
         container = services.containers.create(services.ids.container())
     try:
-        stage_uploads(services.backend.open(container.id), uploads, services.files)
+        stage_uploads(services.backend.open(container.id), prepared.uploads, services.files)
     except (SandboxUnavailable, OSError, ValueError) as problem:
         raise APIError(f"Could not copy the uploaded files into the container: {problem}") from None
-    return container
+    return replace(prepared, container=container)
+
+
+def may_block(prepared: PreparedTurn) -> bool:
+    """Whether running the turn may wait on the sandbox: a tool step, a paused call, a parked cell, uploads.
+
+    A turn of text, client tool calls and stops only builds blocks, so an event loop can run it inline.
+    """
+    return bool(
+        prepared.uploads
+        or prepared.pending
+        or prepared.continuation is not None
+        or any(isinstance(step, ToolStep) for step in prepared.steps)
+    )
 
 
 def estimate_tokens(value: Any) -> int:

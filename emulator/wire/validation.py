@@ -86,6 +86,8 @@ class Problem:
 def find_problems(ref: str, instance: object, store: SchemaStore | None = None) -> list[Problem]:
     """Every problem of `instance` against the schema `ref`, sorted, without duplicates."""
     store = store or default_store()
+    if store.surely_valid(ref, instance):
+        return []
     validator = store.validator(ref)
     walker = _Walker(validator.schema, store.registry.resolver(), instance)
     unique: dict[tuple[str, str], Problem] = {}

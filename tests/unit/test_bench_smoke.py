@@ -94,3 +94,26 @@ def test_a_failed_row_makes_the_command_exit_non_zero(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bench.scenarios, "SCENARIOS", (bench.scenarios.Scenario("T3", "x", failing),))
     assert main(["--only", "T3", "--json", str(tmp_path / "r.json")]) == 1
+
+
+def test_the_strategies_benchmark_rates_become_info_rows(monkeypatch):
+    import types
+
+    import bench.run as runner
+
+    calls = []
+
+    def run(quick=False):
+        calls.append(quick)
+        return {"messages_per_second": 120.5, "raw_stream_per_second": 40.0, "examples": 60}
+
+    fake = types.SimpleNamespace(run=run)
+    monkeypatch.setattr(runner.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(runner.importlib, "import_module", lambda name: fake)
+    rows = runner.strategies_rows(Settings(quick=True))
+    assert calls == [True]
+    assert [(r.name, r.median, r.unit, r.status) for r in rows] == [
+        ("strategies: messages", 120.5, "ex/s", "info"),
+        ("strategies: raw stream", 40.0, "ex/s", "info"),
+    ]
+    assert rows[0].note == "examples=60"
