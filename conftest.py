@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# httpcore2 and httpx2's transport are imported here, before any test runs, so that they stay imported:
+# pytester's in-process runs remove the modules first imported inside them, and an `httpcore2` imported
+# twice gives two sets of exception classes, after which httpx2 no longer maps the transport's errors (a
+# dropped connection then escapes as a raw `httpcore2.RemoteProtocolError`, depending on test order).
+import httpcore2  # noqa: F401
+import httpx2._transports.default  # noqa: F401
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent

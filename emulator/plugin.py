@@ -121,6 +121,26 @@ def code_execution_emulator(
         shared.reset()
 
 
+#: the key under which a pytest-xdist worker hands its usage to the controller
+WORKER_USAGE = "code_execution_emulator_usage"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    ledger = session.config.stash.get(USAGE, None)
+    if workeroutput is not None and ledger is not None:
+        workeroutput[WORKER_USAGE] = ledger.to_json()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist's controller: add each worker's usage, so the summary line covers the whole run."""
+    ledger = node.config.stash.get(USAGE, None)
+    usage = getattr(node, "workeroutput", {}).get(WORKER_USAGE)
+    if ledger is not None and usage:
+        ledger.absorb_json(usage)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     ledger = config.stash.get(USAGE, None)
     if ledger is None or not ledger.per_container():

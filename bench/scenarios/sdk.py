@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +48,29 @@ def mock_client(body: bytes, headers: dict[str, str]) -> anthropic.Anthropic:
     )
 
 
+def sdk_request_bodies(count: int) -> list[str]:
+    """The bytes the SDK sends for `numbered_params(0..count-1)`: what a recording of them would hold."""
+    sent: list[str] = []
+
+    def capture(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request.read().decode("utf-8"))
+        return httpx2.Response(400, json={"type": "error", "error": {"type": "x", "message": "captured"}})
+
+    client = anthropic.Anthropic(
+        base_url="http://capture",
+        api_key=API_KEY,
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(capture)),
+    )
+    for index in range(count):
+        with suppress(anthropic.BadRequestError):
+            client.messages.create(**numbered_params(index))
+    return sent
+
+
 def write_replay_cassette(path: Path, count: int, body: bytes, headers: dict[str, str]) -> None:
-    """A vcrpy cassette of `count` interactions: request i is `numbered_params(i)`, every answer `body`."""
+    """A vcrpy cassette of `count` interactions: request i is `numbered_params(i)` as the SDK sends it (as
+    the emulator's record mode stores it), every answer `body`."""
     from vcr.serializers import yamlserializer
 
     interactions = [
@@ -58,7 +78,7 @@ def write_replay_cassette(path: Path, count: int, body: bytes, headers: dict[str
             "request": {
                 "method": "POST",
                 "uri": "http://127.0.0.1/v1/messages",
-                "body": json.dumps(numbered_params(i)),
+                "body": sent,
                 "headers": {"content-type": ["application/json"]},
             },
             "response": {
@@ -67,7 +87,7 @@ def write_replay_cassette(path: Path, count: int, body: bytes, headers: dict[str
                 "body": {"string": body.decode()},
             },
         }
-        for i in range(count)
+        for sent in sdk_request_bodies(count)
     ]
     path.write_text(yamlserializer.serialize({"interactions": interactions, "version": 1}))
 

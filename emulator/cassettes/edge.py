@@ -14,7 +14,6 @@ value is scrubbed from recorded bodies too.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -33,7 +32,7 @@ from emulator.app.body import read_capped
 from emulator.cassettes.matching import BodyNormalizer, IndexedCassette, explain_miss, open_cassette
 from emulator.cassettes.modes import DEFAULT_UPSTREAM, effective_record_mode
 from emulator.errors import APIError
-from emulator.state.journal import JournalEntry, redact_headers
+from emulator.state.journal import JournalEntry, RawJSON, redact_headers
 
 if TYPE_CHECKING:
     from emulator.config import EmulatorConfig
@@ -118,6 +117,34 @@ class EdgeSettings:
         )
 
 
+@dataclass(frozen=True)
+class _RecordedAnswer:
+    """A recorded response as the replay sends it (worked out once per interaction, not per play)."""
+
+    recorded: dict[str, Any]
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    stream: bool
+
+    @classmethod
+    def of(cls, recorded: dict[str, Any]) -> _RecordedAnswer:
+        body = recorded.get("body", {}).get("string") or b""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        headers = {
+            name.lower(): ", ".join(values if isinstance(values, list) else [values])
+            for name, values in (recorded.get("headers") or {}).items()
+            if name.lower() not in _HOP_BY_HOP
+        }
+        stream = "text/event-stream" in headers.get("content-type", "") or body.lstrip()[:6] in (
+            b"event:",
+            b"data: ",
+        )
+        headers.setdefault("content-type", "text/event-stream" if stream else "application/json")
+        return cls(recorded, int(recorded["status"]["code"]), body, headers, stream)
+
+
 class CassetteEdge:
     """Answers API requests from a vcrpy cassette, recording misses from upstream when allowed."""
 
@@ -127,12 +154,17 @@ class CassetteEdge:
         self.record_mode = effective_record_mode(settings.mode, settings.record_mode)
         self._normalizer = BodyNormalizer(settings.match_ignore)
         vcr_mode = "all" if self.record_mode == "rewrite" else self.record_mode
-        self.cassette: IndexedCassette = open_cassette(self.path, vcr_mode, settings.match_ignore)  # type: ignore[assignment]
+        self.cassette: IndexedCassette = open_cassette(
+            self.path, vcr_mode, settings.match_ignore, normalizer=self._normalizer
+        )  # type: ignore[assignment]
         if self.record_mode == "rewrite":
             self.cassette.drop_unused_requests = True
         configured = [name.lower() for name in settings.filter_headers]
         self._hidden = SECRET_HEADERS | {name for name in configured if not name.endswith("*")}
         self._hidden_prefixes = tuple(name[:-1] for name in configured if name.endswith("*"))
+        self._hidden_names = frozenset(self._hidden)
+        self._path_text = str(self.path)
+        self._answers: dict[int, _RecordedAnswer] = {}
         self._base = (settings.record_base_url or settings.upstream).rstrip("/")
         self._lock = threading.Lock()
         self._save_lock = threading.Lock()
@@ -154,8 +186,18 @@ class CassetteEdge:
 
     async def handle(self, request: Request, runtime: Runtime, request_id: str) -> Response:
         raw = await read_capped(request, self.settings.max_body_bytes)
-        entry = runtime.journal.add(self._journal_entry(request, request_id, raw))
-        live = self._vcr_request(request, raw)
+        header_items = request.headers.items()
+        entry = runtime.journal.add(self._journal_entry(request, request_id, raw, header_items))
+        if self.cassette.write_protected:
+            # pure replay: the index key decides, as the matchers would, without a vcrpy Request
+            scope = request.scope
+            content_type = next((value for name, value in header_items if name == "content-type"), "")
+            key = self._normalizer.key_of(scope["method"], scope["path"], raw, content_type)
+            with self._lock:
+                found = self.cassette.play_key(key)
+            if found is not None:
+                return self._replay(found, request_id, entry)
+        live = self._vcr_request(request, raw, header_items)
         with self._lock:
             if self.cassette.can_play_response_for(live):
                 recorded = self.cassette.play_response(live)
@@ -186,38 +228,27 @@ class CassetteEdge:
     # --- replay --------------------------------------------------------------------------------------------
 
     def _replay(self, recorded: dict[str, Any], request_id: str, entry: JournalEntry) -> Response:
-        status = int(recorded["status"]["code"])
-        body = recorded.get("body", {}).get("string") or b""
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        headers = {
-            name.lower(): ", ".join(values if isinstance(values, list) else [values])
-            for name, values in (recorded.get("headers") or {}).items()
-            if name.lower() not in _HOP_BY_HOP
-        }
+        answer = self._answers.get(id(recorded))
+        if answer is None or answer.recorded is not recorded:
+            answer = self._answers[id(recorded)] = _RecordedAnswer.of(recorded)
+        headers = dict(answer.headers)
         headers.setdefault("request-id", request_id)
-        entry.status = status
-        stream = "text/event-stream" in headers.get("content-type", "") or body.lstrip()[:6] in (
-            b"event:",
-            b"data: ",
-        )
-        if stream:
+        entry.status = answer.status
+        if answer.stream:
             entry.stream = True
-            headers.setdefault("content-type", "text/event-stream")
-            return StreamingResponse(_event_chunks(body), status_code=status, headers=headers)
-        headers.setdefault("content-type", "application/json")
-        entry.response = _json_or_none(body)
-        return Response(body, status_code=status, headers=headers)
+            return StreamingResponse(_event_chunks(answer.body), status_code=answer.status, headers=headers)
+        entry.response = RawJSON(answer.body)
+        return Response(answer.body, status_code=answer.status, headers=headers)
 
     # --- record --------------------------------------------------------------------------------------------
 
-    def _vcr_request(self, request: Request, raw: bytes) -> VcrRequest:
-        query = f"?{request.url.query}" if request.url.query else ""
-        uri = f"{self._base}{request.url.path}{query}"
+    def _vcr_request(self, request: Request, raw: bytes, header_items: list[tuple[str, str]]) -> VcrRequest:
+        query = request.scope["query_string"].decode("latin-1")
+        uri = f"{self._base}{request.scope['path']}{'?' + query if query else ''}"
         headers = {
             name: value
-            for name, value in request.headers.items()
-            if not self._is_hidden(name) and name.lower() not in _NOT_FORWARDED
+            for name, value in header_items
+            if name not in _NOT_FORWARDED and not self._is_hidden(name)
         }
         return VcrRequest(request.method, uri, raw, headers)
 
@@ -313,18 +344,20 @@ class CassetteEdge:
             await upstream_response.aclose()
             await client.aclose()
         await anyio.to_thread.run_sync(record, body)
-        entry.response = _json_or_none(body)
+        entry.response = RawJSON(body)
         return Response(body, status_code=status, headers=relayed)
 
-    def _journal_entry(self, request: Request, request_id: str, raw: bytes) -> JournalEntry:
+    def _journal_entry(
+        self, request: Request, request_id: str, raw: bytes, header_items: list[tuple[str, str]]
+    ) -> JournalEntry:
         return JournalEntry(
             request_id=request_id,
             method=request.method,
-            path=request.url.path,
-            query=request.url.query,
-            headers=redact_headers(dict(request.headers), frozenset(self._hidden)),
-            body=_json_or_none(raw),
-            extra={"cassette": str(self.path)},
+            path=request.scope["path"],
+            query=request.scope["query_string"].decode("latin-1"),
+            headers=redact_headers(header_items, self._hidden_names),
+            body=RawJSON(raw),
+            extra={"cassette": self._path_text},
         )
 
     # --- lifecycle -----------------------------------------------------------------------------------------
@@ -351,13 +384,6 @@ def _scrub(body: bytes, secrets: Iterable[bytes]) -> bytes:
     for secret in secrets:
         body = body.replace(secret, _SCRUBBED)
     return body
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return None
 
 
 def _event_chunks(body: bytes) -> Iterator[bytes]:

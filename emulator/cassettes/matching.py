@@ -118,19 +118,25 @@ class NormalBody:
 class BodyNormalizer:
     """Canonical forms of request bodies, with the volatile fields removed."""
 
+    #: how many raw bodies `key` remembers the keys of (a replayed cassette's worth; then it starts over)
+    MEMO_SIZE = 4096
+
     def __init__(self, ignore: Iterable[str] = ()) -> None:
         self.ignore = tuple(ignore)
         self._paths = _split_paths(self.ignore)
+        self._memo: dict[tuple[str, str, bytes], tuple[str, str, str]] = {}
 
     def normalize(self, request: VcrRequest) -> NormalBody:
-        raw = _body_bytes(request)
+        return self.normalize_body(_body_bytes(request), _content_type(request.headers))
+
+    def normalize_body(self, raw: bytes, content_type: str) -> NormalBody:
         if not raw.strip():
             return NormalBody(False, "")
         try:
             parsed = json.loads(raw)
         except (UnicodeDecodeError, ValueError):
             text = raw.decode("utf-8", errors="replace")
-            boundary = _BOUNDARY.search(_content_type(request.headers))
+            boundary = _BOUNDARY.search(content_type)
             if boundary:
                 text = text.replace(boundary.group(1), "BOUNDARY")
             return NormalBody(False, text)
@@ -143,10 +149,23 @@ class BodyNormalizer:
         cached = request.__dict__.get(_KEY_ATTRIBUTE)
         if cached is not None and cached[0] == self.ignore:
             return cached[1]  # type: ignore[no-any-return]
-        body = self.normalize(request)
-        digest = hashlib.blake2b(body.text.encode("utf-8"), digest_size=16).hexdigest()
-        key = (str(request.method).upper(), api_path(request.path), digest)
+        key = self.key_of(request.method, request.path, _body_bytes(request), _content_type(request.headers))
         request.__dict__[_KEY_ATTRIBUTE] = (self.ignore, key)
+        return key
+
+    def key_of(self, method: str, path: str, raw: bytes, content_type: str) -> tuple[str, str, str]:
+        """The key of a request given by its parts (what `key` computes for a vcrpy request)."""
+        method, path = str(method).upper(), api_path(path)
+        # A replayed client sends the very bytes that were recorded: those skip the JSON round trip.
+        memo_key = (method, path, raw)
+        key = self._memo.get(memo_key)
+        if key is None:
+            body = self.normalize_body(raw, content_type)
+            digest = hashlib.blake2b(body.text.encode("utf-8"), digest_size=16).hexdigest()
+            key = (method, path, digest)
+            if len(self._memo) >= self.MEMO_SIZE:
+                self._memo.clear()
+            self._memo[memo_key] = key
         return key
 
 
@@ -199,13 +218,22 @@ def matchers(ignore: Iterable[str] = ()) -> tuple[Callable[[VcrRequest, VcrReque
 class IndexedCassette(Cassette):  # type: ignore[misc]
     """vcrpy's `Cassette` with a hash index over (method, API path, canonical body).
 
-    The index only narrows the candidates; each is still confirmed with the cassette's matchers, so the
-    answers are exactly those of the linear scan.
+    With `confirm` (the default) the index only narrows the candidates and each is confirmed with the
+    cassette's matchers, so the answers are exactly those of the linear scan whatever the matchers. Without
+    it, the index key must be exactly what the matchers compare (as `open_cassette` sets it up), and a
+    candidate is taken as matched.
     """
 
-    def __init__(self, *args: Any, index_key: Callable[[VcrRequest], Hashable], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        index_key: Callable[[VcrRequest], Hashable],
+        confirm: bool = True,
+        **kwargs: Any,
+    ) -> None:
         self._index: dict[Hashable, list[int]] = {}
         self._index_key = index_key
+        self._confirm = confirm
         super().__init__(*args, **kwargs)
 
     def append(self, request: VcrRequest, response: Any) -> None:
@@ -220,8 +248,23 @@ class IndexedCassette(Cassette):  # type: ignore[misc]
             return
         for position in self._index.get(self._index_key(request), ()):
             stored_request, response = self.data[position]
-            if requests_match(request, stored_request, self._match_on):
+            if not self._confirm or requests_match(request, stored_request, self._match_on):
                 yield position, response
+
+    def play_key(self, key: Hashable) -> Any:
+        """vcrpy's `play_response` for a request known by its index key (None: nothing left to play).
+
+        Only for a cassette whose index is exact (`confirm=False`) and that has no `before_record_request`
+        filter, so that the key alone decides, as the matchers would. It spares the replay path the
+        building of a vcrpy `Request` for every lookup.
+        """
+        if self._confirm:
+            raise ValueError("play_key needs an exact index (confirm=False)")
+        for position in self._index.get(key, ()):
+            if self.play_counts[position] == 0 or self.allow_playback_repeats:
+                self.play_counts[position] += 1
+                return self.data[position][1]
+        return None
 
     def _new_interactions(self) -> list[tuple[VcrRequest, Any]]:
         # vcrpy compares every interaction with every loaded one here; the index makes it linear
@@ -242,10 +285,19 @@ class IndexedCassette(Cassette):  # type: ignore[misc]
 
 
 def open_cassette(
-    path: Path | str, record_mode: str = "none", ignore: Iterable[str] = (), *, indexed: bool = True
+    path: Path | str,
+    record_mode: str = "none",
+    ignore: Iterable[str] = (),
+    *,
+    indexed: bool = True,
+    normalizer: BodyNormalizer | None = None,
 ) -> Cassette:
-    """Load a cassette (missing: empty) with our serializer, atomic persister and matchers."""
-    normalizer = BodyNormalizer(ignore)
+    """Load a cassette (missing: empty) with our serializer, atomic persister and matchers.
+
+    `normalizer` (default: a new one ignoring `ignore`) is shared with a caller that computes keys itself,
+    so that the keys remembered while loading serve its lookups.
+    """
+    normalizer = normalizer if normalizer is not None else BodyNormalizer(ignore)
     match_on = (vcr_method, path_matcher, BodyMatcher(normalizer))
     mode = RecordMode(record_mode)
     options: dict[str, Any] = {
@@ -256,7 +308,8 @@ def open_cassette(
         "match_on": match_on,
     }
     if indexed:
-        return IndexedCassette.load(index_key=normalizer.key, **options)
+        # the key is (method, API path, canonical body digest): what these three matchers compare
+        return IndexedCassette.load(index_key=normalizer.key, confirm=False, **options)
     return Cassette.load(**options)
 
 

@@ -258,7 +258,12 @@ class _AgentProcess:
             if on_frame is not None:
                 on_frame(frame)
 
-        return exchange(self.conn, {**msg, "id": self._ids}, deadline, watch)
+        reply = exchange(self.conn, {**msg, "id": self._ids}, deadline, watch)
+        # The agent answered, so it has reaped that group; with pid_max at 32768 the number soon belongs to
+        # some other process on the host, which a later kill() must not reach. (When the exchange fails
+        # the group may still run, and the caller's kill() is what stops it.)
+        self.command_pgid = None
+        return reply
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -10,9 +12,12 @@ from typing import Any
 SECRET_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization", "cookie"})
 
 
-def redact_headers(headers: dict[str, str], extra_secrets: frozenset[str] = frozenset()) -> dict[str, str]:
-    hidden = SECRET_HEADERS | extra_secrets
-    return {name: ("[redacted]" if name.lower() in hidden else value) for name, value in headers.items()}
+def redact_headers(
+    headers: Iterable[tuple[str, str]], extra_secrets: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """(name, value) pairs as a dict, secrets replaced (names as given; a repeated name keeps the last)."""
+    hidden = SECRET_HEADERS | extra_secrets if extra_secrets else SECRET_HEADERS
+    return {name: ("[redacted]" if name.lower() in hidden else value) for name, value in headers}
 
 
 @dataclass
@@ -30,6 +35,41 @@ class JournalEntry:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class RawJSON(bytes):
+    """A body kept as the bytes that came over the wire, parsed (or None) when first read.
+
+    Most journal entries are never read, and parsing every request and response body cost a replayed turn
+    as much as finding its answer in the cassette.
+    """
+
+
+def _parsed(raw: RawJSON) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _lazy_json(name: str) -> property:
+    slot = f"_{name}"
+
+    def read(entry: JournalEntry) -> Any:
+        value = entry.__dict__.get(slot)
+        if isinstance(value, RawJSON):
+            value = entry.__dict__[slot] = _parsed(value)
+        return value
+
+    def write(entry: JournalEntry, value: Any) -> None:
+        entry.__dict__[slot] = value
+
+    return property(read, write)
+
+
+# After the dataclass is made, so that its __init__ and asdict go through the properties.
+JournalEntry.body = _lazy_json("body")  # type: ignore[assignment,method-assign]
+JournalEntry.response = _lazy_json("response")  # type: ignore[assignment,method-assign]
 
 
 class Journal:

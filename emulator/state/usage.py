@@ -73,6 +73,17 @@ class UsageLedger:
                 mine.executed_s += usage.executed_s
                 mine.calls += usage.calls
 
+    def to_json(self) -> dict[str, list[float]]:
+        """{container id: [executed seconds, calls]}: what a pytest-xdist worker sends its controller."""
+        return {key: [usage.executed_s, usage.calls] for key, usage in self.per_container().items()}
+
+    def absorb_json(self, data: dict[str, list[float]]) -> None:
+        with self._lock:
+            for container_id, (executed_s, calls) in data.items():
+                mine = self._by_container.setdefault(container_id, ContainerUsage())
+                mine.executed_s += float(executed_s)
+                mine.calls += int(calls)
+
     def per_container(self) -> dict[str, ContainerUsage]:
         with self._lock:
             return {

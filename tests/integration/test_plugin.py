@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 TEST_FILE = """
 import pytest
 from emulator import bash
@@ -67,4 +69,28 @@ def test_runs(code_execution_emulator, anthropic_client):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         ["code-execution-emulator: 1 container, 2 tool calls, 0.2* s executed, would bill 0.083 h*"]
+    )
+
+
+@pytest.mark.slow
+def test_terminal_summary_adds_up_xdist_workers(pytester):
+    pytester.makepyfile(
+        test_usage="""
+import pytest
+from emulator import bash
+
+@pytest.mark.parametrize("n", range(4))
+def test_runs(n, code_execution_emulator, anthropic_client):
+    code_execution_emulator.add_turn(bash("true"))
+    anthropic_client.beta.messages.create(
+        model="claude-sonnet-4-6", max_tokens=50,
+        tools=[{"type": "code_execution_20250825", "name": "code_execution"}],
+        messages=[{"role": "user", "content": "go"}],
+    )
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["code-execution-emulator: 4 containers, 4 tool calls, * s executed, would bill*"]
     )

@@ -32,12 +32,38 @@ FROM_SOURCE = (
 )
 
 
+def _measured(argv: list[str]) -> list[str]:
+    """The agent under `coverage run` when this session measures coverage (the backends start it with
+    `-I -S`, which no coverage hook reaches); its data file is combined with the session's."""
+    try:
+        import coverage
+    except ImportError:  # pragma: no cover - coverage comes with the dev extras
+        return argv
+    current = coverage.Coverage.current()
+    if current is None:
+        return argv
+    data_file = current.config.data_file
+    return [
+        sys.executable,
+        "-I",
+        "-m",
+        "coverage",
+        "run",
+        "--parallel-mode",
+        f"--rcfile={current.config.config_file or ''}",
+        f"--data-file={data_file}",
+        *argv[3:],
+    ]
+
+
 class Driver:
     """Speaks the agent protocol: one request at a time, output frames collected per request."""
 
     def __init__(self, workdir: Path, bootstrap: str | None = None) -> None:
         source = Path(agent_module.__file__).read_bytes()
         argv = [sys.executable, "-I", "-S"] + (["-c", bootstrap] if bootstrap else [agent_module.__file__])
+        if not bootstrap:
+            argv = _measured(argv)
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         if bootstrap:
@@ -342,8 +368,10 @@ def test_a_waiting_cell_keeps_its_processes_across_a_command(agent):
     marker = f"{time.time_ns() % 100000}.{os.getpid() + 1}"
     code = f"import subprocess\np = subprocess.Popen(['sleep', '{marker}'])\nawait f({{}})\nprint(p.poll())"
     pending = agent.cell(code, tools=["f"])
-    agent.ok("run", command="true", timeout=10)
-    assert len(_pids_with(f"sleep {marker}")) == 1
+    assert pending.get("pending"), pending
+    assert len(_pids_with(f"sleep {marker}")) == 1, ("before the command", pending)
+    command = agent.ok("run", command="true", timeout=10)
+    assert len(_pids_with(f"sleep {marker}")) == 1, ("after the command", command)
     final = agent.resume({pending["pending"][0]["id"]: "ok"})
     assert final["stdout"] == "None\n"  # still running when the cell went on
     assert _pids_with(f"sleep {marker}") == []

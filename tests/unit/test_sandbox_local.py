@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import struct
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -150,6 +151,21 @@ def test_background_job_killed_after_return(sb):
     assert time.monotonic() - t0 < 3
     assert _procs_with(f"sleep {marker}") == []
     assert sb.run_command("jobs -p; echo done").stdout == "done\n"
+
+
+def test_a_finished_command_group_is_never_killed_again(sb):
+    """pid_max is 32768 here: a command's group number is soon another host process's, so the handle must
+    forget it once the agent has answered (a later stop() once SIGKILLed an unrelated test's processes)."""
+    assert int(sb.run_command("echo $$").stdout) > 1
+    stranger = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        agent = sb._agent
+        assert agent is not None and agent.command_pgid is None
+        agent.kill()  # what stop() does when the agent does not exit by itself
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def test_agent_killed_restarts(sb):
