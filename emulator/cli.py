@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from emulator.config import FIDELITY_PROFILES, EmulatorConfig
 from emulator.sandbox.base import IsolationReport
@@ -58,6 +60,68 @@ def _add_cassette_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record-base-url", default=None, help="base URL written in recorded uris")
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {number}")
+        return number
+
+    return parse
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not 0 <= number < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, at least 0, got {value}")
+    return number
+
+
+def _add_serve_behaviour_options(parser: argparse.ArgumentParser) -> None:
+    """`EmulatorConfig` settings that non-Python clients can only set on the command line."""
+    add = parser.add_argument
+    add("--manual-clock", action="store_true", help="time moves only by POST /_emulator/clock")
+    add("--pause-after-tool-calls", type=_count(0), metavar="N", help="pause_turn after N server tool calls")
+    add("--stream-seed", type=int, metavar="N", help="seed of the streamed fragment sizes (default 0)")
+    add("--stream-min-fragment", type=_count(1), metavar="N", help="smallest text/JSON delta (default 1)")
+    add("--stream-max-fragment", type=_count(1), metavar="N", help="largest text/JSON delta (default 24)")
+    add("--ping-every", type=_count(0), metavar="N", help="a ping every N events (default 0: one, at start)")
+    add("--max-file-bytes", type=_count(1), metavar="N", help="largest Files API upload (default 500 MB)")
+    add("--max-output-file-bytes", type=_count(1), metavar="N", help="largest file a tool call may output")
+    add("--ptc-call-timeout", type=_seconds, metavar="SECONDS", help="programmatic tool call wait (240)")
+    add("--batch-delay", type=_seconds, metavar="SECONDS", help="how long a batch stays in_progress (0)")
+
+
+def _given(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {name: value for name, value in pairs if value is not None}
+
+
+def _serve_behaviour(args: argparse.Namespace) -> dict[str, Any]:
+    """The overrides for the options given (the others keep `EmulatorConfig`'s defaults)."""
+    overrides = _given(
+        [
+            ("pause_after_tool_calls", args.pause_after_tool_calls),
+            ("max_file_bytes", args.max_file_bytes),
+            ("max_output_file_bytes", args.max_output_file_bytes),
+            ("ptc_call_timeout_s", args.ptc_call_timeout),
+            ("batch_delay_s", args.batch_delay),
+        ]
+    )
+    streaming = _given(
+        [
+            ("seed", args.stream_seed),
+            ("min_size", args.stream_min_fragment),
+            ("max_size", args.stream_max_fragment),
+            ("ping_every", args.ping_every),
+        ]
+    )
+    if streaming:
+        overrides["streaming"] = streaming
+    if args.manual_clock:
+        overrides["manual_clock"] = True
+    return overrides
+
+
 def _config(args: argparse.Namespace) -> EmulatorConfig:
     config = EmulatorConfig(backend=args.backend, isolation=args.isolation, state_dir=args.state_dir)
     if args.timeout is not None:
@@ -99,6 +163,7 @@ def serve(args: argparse.Namespace) -> int:
         filter_headers=tuple(args.filter_header),
         match_ignore=tuple(args.match_ignore),
         record_base_url=args.record_base_url,
+        **_serve_behaviour(args),
     )
     if config.mode != "emulate" and config.cassette is None:
         print(f"error: --mode {config.mode} needs --cassette PATH", file=sys.stderr)
@@ -229,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--log-level", default="warning")
     _add_cassette_options(serve_parser)
     _add_emulator_options(serve_parser)
+    _add_serve_behaviour_options(serve_parser)
     serve_parser.set_defaults(handler=serve)
     doctor_parser = commands.add_parser("doctor", help="report what the sandbox backend enforces here")
     _add_emulator_options(doctor_parser)

@@ -21,10 +21,14 @@ RecordMode = Literal["none", "once", "new_episodes", "all", "rewrite"]
 FIDELITY_PROFILES: dict[str, Fidelity] = {
     # What 2026 recordings show: `stop_details: null`, `usage.inference_geo`.
     "2026": Fidelity(stop_details=True, inference_geo="not_available", documented_2025_codes=False),
-    # What 2025 recordings show: neither key.
-    "2025": Fidelity(stop_details=False, inference_geo=None, documented_2025_codes=False),
+    # What 2025 recordings show: neither key, and Python stdout with its final newline.
+    "2025": Fidelity(
+        stop_details=False, inference_geo=None, documented_2025_codes=False, python_final_newline=True
+    ),
     # The 2025 docs' shapes, with the error codes newer API versions dropped.
-    "documented-2025": Fidelity(stop_details=False, inference_geo=None, documented_2025_codes=True),
+    "documented-2025": Fidelity(
+        stop_details=False, inference_geo=None, documented_2025_codes=True, python_final_newline=True
+    ),
 }
 
 #: the Messages endpoint's documented request size limit

@@ -4,7 +4,8 @@ Every function here returns a `hypothesis` strategy. What they generate is what 
 code execution tool: whole messages, each content block and each of its variants, SSE event streams with the
 API's grammar, the raw bytes of those streams cut as a network delivers them, HTTP error responses, Files
 API objects and request bodies. Everything validates against the JSON Schemas in `schemas/` and parses into
-the official SDK's typed classes; a generated stream accumulates in the SDK to the message it was made from.
+the official SDK's typed classes; a generated stream accumulates in the SDK to the message it was made from
+(`accumulated_message`: plus the `stop_details: null` a `message_delta` always brings).
 
 One source of truth: the vocabularies (tool versions, result and error variants, error codes, stop reasons,
 error types, file types, service tiers) are read from `schemas/` when this module is imported, and the import
@@ -31,7 +32,7 @@ import functools
 import itertools
 import json
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ __all__ = [
     "ErrorResponse",
     "GeneratedStream",
     "RawStream",
+    "accumulated_message",
     "containers",
     "content_blocks",
     "deleted_files",
@@ -1028,13 +1030,32 @@ def ptc_continuations(tool_version: str | Collection[str] | None = None) -> st.S
 # --- SSE event streams ------------------------------------------------------------------------------------
 
 
+def accumulated_message(message: JSON, events: Sequence[JSON]) -> JSON:
+    """`message` as a stream accumulator (the official SDK's, or any that applies `message_delta` the way
+    the API documents it) ends up holding it after reading `events`.
+
+    It differs from `message` in one way: a `message_delta` carries `stop_details` (null or an object) in
+    every stream, so a 2025-shaped message, whose JSON body has no `stop_details` key, gains
+    `stop_details: null` once streamed. Compare a client's accumulated message with this, not `message`.
+    """
+    accumulated = dict(message)
+    if any(event.get("type") == "message_delta" for event in events):
+        accumulated.setdefault("stop_details", None)
+    return accumulated
+
+
 @dataclass(frozen=True)
 class GeneratedStream:
     """A message and the SSE events (the `data:` payloads, pings included, in order) that stream it.
-    Feeding `events` to a client accumulates exactly `message`."""
+    Feeding `events` to a client accumulates `accumulated`: `message` itself, but for the one field an
+    accumulator adds (see `accumulated_message`)."""
 
     message: JSON
     events: list[JSON] = field(repr=False)
+
+    @property
+    def accumulated(self) -> JSON:
+        return accumulated_message(self.message, self.events)
 
     @property
     def shape(self) -> list[str]:
@@ -1233,6 +1254,10 @@ class RawStream:
     message: JSON
     events: list[JSON] = field(repr=False)
     chunks: list[bytes] = field(repr=False)
+
+    @property
+    def accumulated(self) -> JSON:
+        return accumulated_message(self.message, self.events)
 
     @property
     def body(self) -> bytes:

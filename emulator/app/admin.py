@@ -1,7 +1,9 @@
-"""The `/_emulator/` admin API: health, the request journal, reset and scripting over HTTP."""
+"""The `/_emulator/` admin API: health, the request journal, reset, scripting, faults and the clock over
+HTTP."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -13,6 +15,8 @@ from emulator.engine.faults import fault_from_json, require_fidelity
 from emulator.errors import InvalidRequestError, NotFoundError
 from emulator.model.steps import Step, step_from_json
 from emulator.runtime import Runtime
+from emulator.state.clock import ManualClock
+from emulator.wire.models import format_timestamp
 
 ADMIN_BODY_LIMIT = 4 * 1024 * 1024
 
@@ -32,6 +36,25 @@ def _turns_from(body: Any) -> list[list[Step]]:
                 raise InvalidRequestError(f"turns.{turn_index}.{step_index}: {problem}") from None
         turns.append(steps)
     return turns
+
+
+def _advance_clock(runtime: Runtime, body: Any) -> dict[str, str]:
+    """`POST /_emulator/clock {"seconds": N}`: move a manual clock forward (container and file expiry)."""
+    clock = runtime.services.clock
+    if not isinstance(clock, ManualClock):
+        # moving the system clock is not ours to do, and a clock that jumped back would corrupt expiry
+        raise InvalidRequestError(
+            "clock: the emulator runs on the system clock; start it with a manual clock "
+            "(`serve --manual-clock`, `Emulator(manual_clock=True)`) to move time"
+        )
+    seconds = body.get("seconds") if isinstance(body, dict) else None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf:
+        raise InvalidRequestError("seconds: Input should be a finite number greater than or equal to 0")
+    try:
+        now = clock.advance(seconds)
+    except OverflowError:
+        raise InvalidRequestError("seconds: moves the clock past the year 9999") from None
+    return {"now": format_timestamp(now)}
 
 
 async def admin(request: Request, runtime: Runtime, request_id: str) -> Response:
@@ -82,6 +105,9 @@ async def admin(request: Request, runtime: Runtime, request_id: str) -> Response
         elif method == "DELETE":
             services.faults.clear()
         return json_response({"data": [f.as_dict() for f in services.faults.armed()]}, request_id=request_id)
+    if action == "clock" and method == "POST":
+        body = await read_json(request, ADMIN_BODY_LIMIT)
+        return json_response(_advance_clock(runtime, body), request_id=request_id)
     if action == "usage" and method == "GET":
         ledger = runtime.usage
         per_container = {

@@ -18,6 +18,7 @@ from emulator.app.count_tokens import count_tokens
 from emulator.app.errors import error_response
 from emulator.app.files import download_file, file_item, list_files, upload_file
 from emulator.app.messages import create_message
+from emulator.app.streaming import DroppedConnection
 from emulator.errors import ERROR_TYPE_BY_STATUS, APIError, InvalidRequestError
 from emulator.runtime import Runtime
 
@@ -25,7 +26,27 @@ log = logging.getLogger("emulator.app")
 
 Handler = Callable[[Request, Runtime, str], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
-Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class _DroppedConnectionAsWarning(logging.Filter):
+    """An injected `drop_connection` is an exception the server must see (so that it cuts the connection
+    instead of ending the body cleanly), but it is no bug: the server logs it as one warning line, not as an
+    "Exception in ASGI application" traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = record.exc_info[1] if record.exc_info else None
+        if isinstance(failure, DroppedConnection):
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            record.msg, record.args = "%s", (failure,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_dropped_connections() -> None:
+    # uvicorn logs what escapes the app on "uvicorn.error" (its dictConfig keeps logger filters)
+    server_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(item, _DroppedConnectionAsWarning) for item in server_log.filters):
+        server_log.addFilter(_DroppedConnectionAsWarning())
 
 
 def _endpoint(handler: Handler, runtime: Runtime) -> Callable[[Request], Awaitable[Response]]:
@@ -78,6 +99,7 @@ def build_app(runtime: Runtime, edge: Handler | None = None) -> ASGIApp:
         messages = _endpoint(edge, runtime)
         routes.insert(0, Route("/v1/{path:path}", messages, methods=methods))
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    _quiet_dropped_connections()
     return _HotPath(app, {("POST", "/v1/messages"): messages})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from starlette.requests import Request
@@ -39,4 +40,9 @@ async def read_json(request: Request, limit: int) -> Any:
     except json.JSONDecodeError as problem:
         raise InvalidRequestError(
             f"Invalid JSON in request body: {problem.msg} (line {problem.lineno}, column {problem.colno})"
+        ) from None
+    except ValueError:
+        # the one other way valid JSON fails to load: an integer literal longer than Python converts
+        raise InvalidRequestError(
+            f"Invalid JSON in request body: an integer has more than {sys.get_int_max_str_digits()} digits"
         ) from None

@@ -9,6 +9,8 @@ from starlette.responses import Response
 from emulator.app.auth import check_auth
 from emulator.app.body import read_json
 from emulator.app.errors import json_response
+from emulator.app.messages import apply_request_faults
+from emulator.engine.faults import FaultContext, body_text
 from emulator.engine.turn import estimate_tokens
 from emulator.errors import InvalidRequestError
 from emulator.runtime import Runtime
@@ -18,6 +20,12 @@ from emulator.wire.validation import validate_request
 async def count_tokens(request: Request, runtime: Runtime, request_id: str) -> Response:
     check_auth(request.headers, runtime.config.api_key)
     body = await read_json(request, runtime.config.max_body_bytes)
+    context = FaultContext(
+        request_number=runtime.next_request_number(),
+        endpoint="/v1/messages/count_tokens",
+        body_text=body_text(body),
+    )
+    await apply_request_faults(runtime, context)
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object")
     # count_tokens takes the Messages body without `max_tokens`; validate it against the same schema.

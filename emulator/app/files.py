@@ -6,7 +6,7 @@ arrive, so a large upload never sits in memory or in a second spool file. Downlo
 
 Both list schemes are answered with every key (wire-contract §12): `limit`/`after_id`/`before_id` read
 `has_more`/`first_id`/`last_id`; SDK 2.13's `limit`/`page` reads `next_page` (an opaque `page_...` cursor).
-Files are listed newest first.
+Files are listed newest first; expired files are left out of lists (see docs/files.md).
 """
 
 from __future__ import annotations
@@ -424,7 +424,8 @@ async def list_files(request: Request, runtime: Runtime, request_id: str) -> Res
 
 
 async def file_item(request: Request, runtime: Runtime, request_id: str) -> Response:
-    """`GET` (metadata) and `DELETE` of `/v1/files/{file_id}`."""
+    """`GET` (metadata) and `DELETE` of `/v1/files/{file_id}`. An expired file's metadata is a 404
+    `file_expired`; deleting it still works (it is how a client cleans up after itself)."""
     file_id = request.path_params["file_id"]
     entry = await _begin(request, runtime, request_id, file_id, "/v1/files/{file_id}")
     store = _store(runtime)
@@ -433,6 +434,9 @@ async def file_item(request: Request, runtime: Runtime, request_id: str) -> Resp
             await anyio.to_thread.run_sync(store.delete, file_id)
             return _answer(entry, {"id": file_id, "type": "file_deleted"}, request_id)
         record = await anyio.to_thread.run_sync(store.get, file_id)
+        if record.expired(store.now()):
+            # the same answer as its download and `container_upload`: an expired file is gone for reading
+            raise file_expired(file_id)
     except APIError as error:
         entry.status = error.status
         raise

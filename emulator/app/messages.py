@@ -37,8 +37,9 @@ def journal_entry(request: Request, request_id: str, body: Any) -> JournalEntry:
 async def apply_request_faults(runtime: Runtime, context: FaultContext) -> None:
     """Injected stalls and HTTP errors fire here, before the request is handled."""
     faults = runtime.services.faults
-    stall = faults.take("stall", context)
-    if stall is not None and not stall.between_events:
+    # A between-events stall belongs to the stream that writes the response (`sse_stream`): leave it armed.
+    stall = faults.take("stall", context, where=lambda fault: not fault.between_events)
+    if stall is not None:
         await anyio.sleep(stall.delay_s)
     failure = faults.take("http_error", context)
     if failure is not None:

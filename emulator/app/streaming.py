@@ -69,13 +69,15 @@ async def sse_stream(
     blocking: bool = True,
 ) -> AsyncIterator[bytes]:
     faults = services.faults
-    stall = faults.take("stall", context)
+    stall = faults.take("stall", context, where=lambda fault: fault.between_events)
     failure = faults.take("stream_error", context)
     drop = faults.take("stream_drop", context)
     sent = 0
+    ping_due = False
+    previous: str | None = None
     try:
         async for chunk in _event_chunks(events, services, settings, blocking):
-            if stall is not None and stall.between_events:
+            if stall is not None:
                 await anyio.sleep(stall.delay_s)
             if failure is not None and sent >= failure.after_events:
                 yield sse.error_event(
@@ -84,10 +86,16 @@ async def sse_stream(
                 return
             if drop is not None and sent >= drop.after_events:
                 raise DroppedConnection(f"injected: connection dropped after {sent} events")
+            kind = sse.event_type(chunk)
+            if ping_due and sse.ping_fits(previous, kind):
+                yield sse.encode_ping()
+                ping_due = False
             yield chunk
+            if kind != "ping":
+                previous = kind
             sent += 1
             if settings.ping_every and sent % settings.ping_every == 0:
-                yield sse.encode_ping()
+                ping_due = True
     except (DroppedConnection, anyio.get_cancelled_exc_class()):
         raise
     except APIError as error:

@@ -29,7 +29,13 @@ from starlette.responses import Response, StreamingResponse
 from vcr.request import Request as VcrRequest
 
 from emulator.app.body import read_capped
-from emulator.cassettes.matching import BodyNormalizer, IndexedCassette, explain_miss, open_cassette
+from emulator.cassettes.matching import (
+    BodyNormalizer,
+    IndexedCassette,
+    cassette_file_missing,
+    explain_miss,
+    open_cassette,
+)
 from emulator.cassettes.modes import DEFAULT_UPSTREAM, effective_record_mode
 from emulator.errors import APIError
 from emulator.state.journal import JournalEntry, RawJSON, redact_headers
@@ -159,6 +165,11 @@ class CassetteEdge:
         )  # type: ignore[assignment]
         if self.record_mode == "rewrite":
             self.cassette.drop_unused_requests = True
+        if self.cassette.write_protected and self.file_missing:
+            # said at once: every request will miss, and the per-request errors come later (or get swallowed)
+            log.warning(
+                "cassette file not found: %s (record mode '%s')", self.path.absolute(), self.record_mode
+            )
         configured = [name.lower() for name in settings.filter_headers]
         self._hidden = SECRET_HEADERS | {name for name in configured if not name.endswith("*")}
         self._hidden_prefixes = tuple(name[:-1] for name in configured if name.endswith("*"))
@@ -181,6 +192,11 @@ class CassetteEdge:
     @property
     def all_played(self) -> bool:
         return bool(self.cassette.all_played)
+
+    @property
+    def file_missing(self) -> bool:
+        """The cassette file did not exist when it was opened (a typo'd path, when nothing may record)."""
+        return cassette_file_missing(self.cassette)
 
     # --- the endpoint --------------------------------------------------------------------------------------
 
@@ -314,12 +330,17 @@ class CassetteEdge:
             entry.stream = True
 
             async def relay() -> AsyncIterator[bytes]:
+                # The last chunk is held back until the interaction is on disk: a client that got the
+                # whole stream may count on it being recorded, even if the emulator is killed next.
                 chunks: list[bytes] = []
+                held: bytes | None = None
                 complete = False
                 try:
                     async for chunk in upstream_response.aiter_bytes():
                         chunks.append(chunk)
-                        yield chunk
+                        if held is not None:
+                            yield held
+                        held = chunk
                     complete = True
                 finally:
                     with anyio.CancelScope(shield=True):
@@ -329,6 +350,8 @@ class CassetteEdge:
                             await anyio.to_thread.run_sync(record, b"".join(chunks))
                         else:
                             log.warning("record mode: %s %s ended early; not recorded", request.method, url)
+                if held is not None:
+                    yield held
 
             return StreamingResponse(relay(), status_code=status, headers=relayed)
         try:

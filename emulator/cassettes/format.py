@@ -6,14 +6,18 @@
   plain vcrpy `body` again. A cassette we write loads with stock vcrpy's serializer too.
 * `AtomicPersister` is vcrpy's filesystem persister with atomic saves: the YAML goes to a temporary file in
   the same directory, is fsynced, then renamed over the cassette, so a run killed mid-write leaves the old
-  cassette (or none), never a truncated one.
+  cassette (or none), never a truncated one. What a save killed half-way leaves (`.<name>.<pid>.*.tmp`) is
+  swept when that cassette is next opened or saved, once its writer is provably gone (`sweep_stale_temps`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,8 @@ from vcr.serialize import serialize as vcr_serialize
 from vcr.serializers import yamlserializer
 
 CASSETTE_SUFFIXES = (".yaml", ".yml")
+
+log = logging.getLogger("emulator.cassettes")
 
 
 def _block_safe(text: str) -> bool:
@@ -76,8 +82,25 @@ class Serializer:
         return yaml.dump(cassette_dict, Dumper=_Dumper, allow_unicode=True, width=120, sort_keys=True)
 
 
+class UnreadableCassette(ValueError):
+    """A cassette file exists but cannot be read. vcrpy would treat it as empty, and a recording run would
+    then overwrite it: we refuse instead, so a cassette is never lost to a stray byte."""
+
+
 class AtomicPersister(FilesystemPersister):  # type: ignore[misc]
-    """vcrpy's filesystem persister, saving through temp file + fsync + rename."""
+    """vcrpy's filesystem persister, saving through temp file + fsync + rename, refusing unreadable files."""
+
+    @classmethod
+    def load_cassette(cls, cassette_path: str | os.PathLike[str], serializer: Any) -> Any:
+        try:
+            return super().load_cassette(cassette_path, serializer)
+        except CassetteNotFoundError:
+            raise
+        except (CassetteDecodeError, yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as problem:
+            raise UnreadableCassette(
+                f"cassette {cassette_path} exists but cannot be read ({type(problem).__name__}: {problem}); "
+                "fix or remove it (it is left untouched)"
+            ) from problem
 
     @staticmethod
     def save_cassette(cassette_path: str | os.PathLike[str], cassette_dict: Any, serializer: Any) -> None:
@@ -87,7 +110,10 @@ class AtomicPersister(FilesystemPersister):  # type: ignore[misc]
 
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The writer's pid is in the name so that a later sweep can tell a crashed save from one in progress.
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
@@ -103,6 +129,77 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+    sweep_stale_temps(path)
+
+
+# --- leftovers of killed saves ------------------------------------------------------------------------------
+
+#: a temp file younger than this is never swept: its writer may be alive in a pid namespace we cannot see
+#: (another container sharing the directory), and a save takes well under a second
+STALE_TEMP_AGE_S = 60.0
+#: past this age a temp file is swept even if a process with its writer's pid exists (the pid was reused)
+ORPHAN_TEMP_AGE_S = 3600.0
+
+
+def _temp_pattern(path: Path) -> re.Pattern[str]:
+    """Our temp names for this cassette: `.<name>.<pid>.<8 random>.tmp`, or `.<name>.<8 random>.tmp` as
+    written before the pid was added (mkstemp's random part is 8 of `[a-z0-9_]`)."""
+    return re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another thread of this process may be saving the same cassette right now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
+def sweep_stale_temps(path: Path, now: float | None = None) -> list[Path]:
+    """Remove the temp files a killed save of this cassette left next to it; returns what was removed.
+
+    Only names of our own pattern for this very cassette are considered, and only once they are older than
+    `STALE_TEMP_AGE_S` and either carry no pid, name a dead process, or are older than `ORPHAN_TEMP_AGE_S`:
+    a save in progress in another live process is never touched. Failures (a read-only checkout) are ignored.
+    """
+    pattern = _temp_pattern(path)
+    prefix = f".{path.name}."
+    moment = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        match = pattern.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            age = moment - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if age < STALE_TEMP_AGE_S:
+            continue
+        pid = int(match.group(1)) if match.group(1) else None
+        if pid is not None and age < ORPHAN_TEMP_AGE_S and _pid_alive(pid):
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        log.info("removed %s, left by an interrupted save of %s", entry.path, path)
+        removed.append(Path(entry.path))
+    return removed
 
 
 # --- reading any cassette for lint and verify ------------------------------------------------------------
@@ -218,4 +315,5 @@ __all__ = [
     "atomic_write_text",
     "is_cassette",
     "read_interactions",
+    "sweep_stale_temps",
 ]

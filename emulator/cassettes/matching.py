@@ -30,7 +30,7 @@ from vcr.matchers import requests_match
 from vcr.record_mode import RecordMode
 from vcr.request import Request as VcrRequest
 
-from emulator.cassettes.format import AtomicPersister, Serializer
+from emulator.cassettes.format import AtomicPersister, Serializer, sweep_stale_temps
 
 MAX_DIFF_LINES = 60
 _BOUNDARY = re.compile(r"boundary=\"?([^\";,\s]+)", re.IGNORECASE)
@@ -234,7 +234,15 @@ class IndexedCassette(Cassette):  # type: ignore[misc]
         self._index: dict[Hashable, list[int]] = {}
         self._index_key = index_key
         self._confirm = confirm
+        #: the file did not exist when the cassette was loaded (vcrpy treats that as an empty cassette)
+        self.file_missing = False
         super().__init__(*args, **kwargs)
+
+    def _load(self) -> None:
+        # Remembered at load time: a miss must tell a typo'd path from an empty cassette, even if a later
+        # save has since created the file.
+        self.file_missing = not Path(self._path).exists()
+        super()._load()
 
     def append(self, request: VcrRequest, response: Any) -> None:
         before = len(self.data)
@@ -292,12 +300,14 @@ def open_cassette(
     indexed: bool = True,
     normalizer: BodyNormalizer | None = None,
 ) -> Cassette:
-    """Load a cassette (missing: empty) with our serializer, atomic persister and matchers.
+    """Load a cassette (missing: empty) with our serializer, atomic persister and matchers, first sweeping
+    the temp files a killed save of it left behind.
 
     `normalizer` (default: a new one ignoring `ignore`) is shared with a caller that computes keys itself,
     so that the keys remembered while loading serve its lookups.
     """
     normalizer = normalizer if normalizer is not None else BodyNormalizer(ignore)
+    sweep_stale_temps(Path(path))
     match_on = (vcr_method, path_matcher, BodyMatcher(normalizer))
     mode = RecordMode(record_mode)
     options: dict[str, Any] = {
@@ -316,9 +326,17 @@ def open_cassette(
 # --- explaining a miss ------------------------------------------------------------------------------------
 
 
+def cassette_file_missing(cassette: Cassette) -> bool:
+    """Whether the cassette was opened on a path with no file (for a plain vcrpy cassette: has none now)."""
+    missing = getattr(cassette, "file_missing", None)
+    return bool(missing) if missing is not None else not Path(cassette._path).exists()
+
+
 def explain_miss(cassette: Cassette, request: VcrRequest, normalizer: BodyNormalizer) -> tuple[str, str]:
     """(summary, detail) for a request no recorded interaction answers: the closest one and how it differs."""
     if not cassette.data:
+        if cassette_file_missing(cassette):
+            return f"cassette file not found: {Path(cassette._path).absolute()}", ""
         return "the cassette has no interactions", ""
     key = normalizer.key(request)
     same = [position for position, (stored, _) in enumerate(cassette.data) if normalizer.key(stored) == key]

@@ -91,6 +91,11 @@ def unmatched_report(edge: Any) -> str | None:
     if not misses:
         return None
     plural = "s" if len(misses) != 1 else ""
-    parts = [f"{len(misses)} request{plural} did not match the cassette {edge.path}:"]
+    if getattr(edge, "file_missing", False):
+        # no diff can help here: name the path first, it is most likely a typo or the wrong directory
+        head = f"cassette file not found: {edge.path.absolute()} ({len(misses)} request{plural} unanswered):"
+    else:
+        head = f"{len(misses)} request{plural} did not match the cassette {edge.path}:"
+    parts = [head]
     parts.extend(miss.message for miss in misses)
     return "\n\n".join(parts)

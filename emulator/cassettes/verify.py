@@ -2,8 +2,10 @@
 
 Every `server_tool_use` of the recorded responses (JSON or streamed) whose result is in the cassette is run
 again, in order, in a local sandbox per recorded container (so files persist as they did), through the same
-tool semantics the emulator uses. Compared: stdout and return code (bash and Python), the number of output
-files, and the whole result of text-editor commands; error results by their code. Errors that came from the
+tool semantics the emulator uses. Compared: stdout and return code (bash and Python), the output files (their
+number; their names where the cassette recorded them, from `GET /v1/files/{id}` metadata, a file list or a
+download's `content-disposition`; their SHA-256 where it holds the `GET /v1/files/{id}/content` download),
+and the whole result of text-editor commands; error results by their code. Errors that came from the
 infrastructure rather than the call (`unavailable`, `too_many_requests`, `execution_time_exceeded`,
 `output_file_too_large`, `container_expired`) are not re-run. Stderr is not compared (it carries paths and
 versions that differ between machines without the call behaving differently). Files the cassette uploaded
@@ -13,19 +15,24 @@ first.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
+import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import unquote
 
 from emulator.cassettes.format import CassetteFormatError, Interaction, read_interactions
 from emulator.cassettes.lint import cassette_files
 from emulator.engine.tools import run_tool
 from emulator.sandbox import INPUT_DIR, Limits, OutputFile, Sandbox, SandboxBackend, make_backend
+from emulator.sandbox.base import StreamingFiles
 from emulator.wire.sse import parse_sse
 
 RERUN_TOOLS = frozenset({"bash_code_execution", "text_editor_code_execution", "code_execution"})
@@ -218,11 +225,119 @@ def _callers(content: list[dict[str, Any]], declared: set[str]) -> dict[str, set
 # --- re-running ------------------------------------------------------------------------------------------
 
 
-class _OutputCounter:
-    """The output-file sink: counts the files a call left in `$OUTPUT_DIR` (ids are not comparable)."""
+@dataclass(frozen=True)
+class _FileFacts:
+    """What is known of one output file: its name and its content's digest, each when known."""
+
+    name: str | None = None
+    size_bytes: int | None = None
+    sha256: str | None = None
+
+    def content(self) -> str:
+        return f"{self.size_bytes} bytes, sha256 {str(self.sha256)[:16]}"
+
+
+class _OutputCollector:
+    """The output-file sink: names and hashes the files a call left in `$OUTPUT_DIR` under made-up ids (the
+    recorded ids are not reproducible), for `_compare` to look up."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, _FileFacts] = {}
 
     def __call__(self, box: Sandbox, outputs: Sequence[OutputFile]) -> list[str]:
-        return [f"file_{output.name}" for output in outputs]
+        ids: list[str] = []
+        for output in outputs:
+            file_id = f"file_verify_{len(self.files)}"
+            self.files[file_id] = _FileFacts(
+                output.name, output.size_bytes, _sandbox_sha256(box, output.path)
+            )
+            ids.append(file_id)
+        return ids
+
+
+def _sandbox_sha256(box: Sandbox, path: str) -> str | None:
+    try:
+        if isinstance(box, StreamingFiles):
+            return box.file_sha256(path)
+        return hashlib.sha256(box.read_file(path)).hexdigest()
+    except (OSError, ValueError):
+        return None
+
+
+# --- what the cassette recorded about files -------------------------------------------------------------
+
+_FILE_PATH = re.compile(r"/v1/files/([^/]+)(/content)?$")
+_DISPOSITION_NAME = re.compile(r"filename\*=(?:utf-8|UTF-8)''([^;]+)|filename=\"?([^\";]+)\"?")
+
+
+def _recorded_files(interactions: Iterable[Interaction]) -> dict[str, _FileFacts]:
+    """Names and content digests of files, by id, from the cassette's Files API answers (whatever their
+    position: a client fetches an output file's metadata and content after the message that made it)."""
+    names: dict[str, str] = {}
+    contents: dict[str, tuple[int, str]] = {}
+    for item in interactions:
+        if item.method != "GET" or item.status != 200:
+            continue
+        path = item.path.rstrip("/")
+        if path.endswith("/v1/files"):
+            for entry in _json_object(item.response_body).get("data") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("filename"), str):
+                    names.setdefault(str(entry.get("id")), entry["filename"])
+            continue
+        found = _FILE_PATH.search(path)
+        if found is None:
+            continue
+        file_id = found.group(1)
+        if found.group(2) is None:
+            filename = _json_object(item.response_body).get("filename")
+            if isinstance(filename, str):
+                names[file_id] = filename
+            continue
+        body = _decoded(item)
+        if body is not None:
+            contents[file_id] = (len(body), hashlib.sha256(body).hexdigest())
+        for disposition in _header_values(item.response_headers, "content-disposition"):
+            named = _DISPOSITION_NAME.search(disposition)
+            if named:
+                names.setdefault(file_id, unquote(named.group(1) or named.group(2)))
+    return {
+        file_id: _FileFacts(
+            names.get(file_id),
+            contents[file_id][0] if file_id in contents else None,
+            contents[file_id][1] if file_id in contents else None,
+        )
+        for file_id in names.keys() | contents.keys()
+    }
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _header_values(headers: dict[str, Any], name: str) -> list[str]:
+    found: list[str] = []
+    for key, values in headers.items():
+        if key.lower() == name:
+            found.extend(str(value) for value in (values if isinstance(values, list) else [values]))
+    return found
+
+
+def _decoded(item: Interaction) -> bytes | None:
+    """A download's bytes as the client got them (None when stored in an encoding we cannot undo)."""
+    encodings = [value.strip().lower() for value in _header_values(item.response_headers, "content-encoding")]
+    encodings = [value for value in encodings if value not in ("", "identity")]
+    if not encodings:
+        return item.response_body
+    if encodings == ["gzip"]:
+        try:
+            return gzip.decompress(item.response_body)
+        except (OSError, EOFError):
+            return None
+    return None
 
 
 def _compare(
@@ -231,6 +346,8 @@ def _compare(
     use: dict[str, Any],
     recorded: dict[str, Any],
     today: dict[str, Any],
+    recorded_files: dict[str, _FileFacts],
+    today_files: dict[str, _FileFacts],
 ) -> None:
     name, tool_input = use["name"], use.get("input") or {}
 
@@ -248,13 +365,62 @@ def _compare(
         for key in ("stdout", "return_code"):
             if recorded.get(key) != today.get(key):
                 drift(key, recorded.get(key), today.get(key))
-        was, now = len(recorded.get("content") or []), len(today.get("content") or [])
-        if was != now:
-            drift("output files", was, now)
+        was_ids = _output_ids(recorded)
+        now_ids = _output_ids(today)
+        if len(was_ids) != len(now_ids):
+            drift("output files", len(was_ids), len(now_ids))
+        was = [(file_id, recorded_files.get(file_id, _FileFacts())) for file_id in was_ids]
+        now = [today_files.get(file_id, _FileFacts()) for file_id in now_ids]
+        _compare_files(drift, was, now)
         return
     for key in sorted(set(recorded) | set(today)):
         if recorded.get(key) != today.get(key):
             drift(key, recorded.get(key), today.get(key))
+
+
+def _output_ids(result: dict[str, Any]) -> list[str]:
+    return [
+        str(block.get("file_id"))
+        for block in result.get("content") or []
+        if isinstance(block, dict) and "file_id" in block
+    ]
+
+
+def _compare_files(
+    drift: Callable[[str, Any, Any], None], was: list[tuple[str, _FileFacts]], now: list[_FileFacts]
+) -> None:
+    """Report each output file whose name or content differs, naming it. Recorded files are paired with
+    today's by name; a lone unpaired file on each side is taken as the same file renamed (or, names unknown,
+    the only file of each side)."""
+    unpaired_now = list(now)
+    pairs: list[tuple[str, _FileFacts, _FileFacts]] = []
+    unpaired_was: list[tuple[str, _FileFacts]] = []
+    for file_id, facts in was:
+        match = next((today for today in unpaired_now if facts.name and today.name == facts.name), None)
+        if match is None:
+            unpaired_was.append((file_id, facts))
+        else:
+            unpaired_now.remove(match)
+            pairs.append((file_id, facts, match))
+    named_was = [(file_id, facts) for file_id, facts in unpaired_was if facts.name]
+    if len(unpaired_was) == 1 and len(unpaired_now) == 1:
+        (file_id, facts), today = unpaired_was[0], unpaired_now[0]
+        if facts.name:
+            drift(f"output file {facts.name} ({file_id}): name", facts.name, today.name)
+        pairs.append((file_id, facts, today))
+        unpaired_was, unpaired_now, named_was = [], [], []
+    for file_id, facts in named_was:
+        drift(f"output file {facts.name} ({file_id})", "written", "not written")
+    if len(named_was) == len(unpaired_was):  # every recorded name is known: today's extra files are new
+        for today in unpaired_now:
+            drift(f"output file {today.name}", "not written", "written")
+    for file_id, facts, today in pairs:
+        if facts.sha256 is not None and today.sha256 is not None and facts.sha256 != today.sha256:
+            drift(
+                f"output file {facts.name or today.name} ({file_id}): content",
+                facts.content(),
+                today.content(),
+            )
 
 
 def verify_cassette(path: Path, backend: SandboxBackend) -> VerifyReport:
@@ -268,7 +434,8 @@ def verify_cassette(path: Path, backend: SandboxBackend) -> VerifyReport:
     boxes: dict[str, Sandbox] = {}
     uploads: dict[str, tuple[str, bytes]] = {}
     placed: set[tuple[str, str]] = set()
-    sink = _OutputCounter()
+    recorded_files = _recorded_files(interactions)
+    sink = _OutputCollector()
     try:
         for item in interactions:
             upload = _upload_of(item)
@@ -342,7 +509,7 @@ def verify_cassette(path: Path, backend: SandboxBackend) -> VerifyReport:
                     legacy_codes=legacy,
                 )
                 report.executed += 1
-                _compare(report, item, use, recorded, today.to_wire()["content"])
+                _compare(report, item, use, recorded, today.to_wire()["content"], recorded_files, sink.files)
     finally:
         for box in boxes.values():
             box.destroy()

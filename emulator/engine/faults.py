@@ -8,7 +8,9 @@ engine) and where a response would be written (the HTTP edge), never sprinkled t
 from __future__ import annotations
 
 import json
+import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -58,6 +60,19 @@ DEFAULT_HTTP_MESSAGES: dict[int, str] = {
     529: "Overloaded",
 }
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+#: the SDK waits `retry-after-ms` when it is above 0 and falls back to its own 0.5-8 s backoff otherwise, so
+#: the default is the smallest wait it honours: tests that retry stay fast
+DEFAULT_RETRY_AFTER_S = 0.001
+#: where faults are consulted: the routes that answer through the fault hook, and `/v1/messages/batches`
+#: (the requests a batch runs; tool and stop-reason faults only)
+FAULT_ENDPOINTS = (
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/messages/batches",
+    "/v1/files",
+    "/v1/files/{file_id}",
+    "/v1/files/{file_id}/content",
+)
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,7 @@ class Fault:
     error_type: str | None = None
     message: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    retry_after_s: float | None = 0.0
+    retry_after_s: float | None = DEFAULT_RETRY_AFTER_S
     should_retry: bool | None = None
     after_events: int = 0
     delay_s: float = 0.0
@@ -86,7 +101,10 @@ class Fault:
     after_tool_calls: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {key: value for key, value in self.__dict__.items() if value not in (None, {}, False)}
+        shown = {key: value for key, value in self.__dict__.items() if value not in (None, {}, False)}
+        if self.kind != "http_error":
+            shown.pop("retry_after_s", None)  # a default only HTTP errors use
+        return shown
 
 
 @dataclass(frozen=True)
@@ -128,10 +146,15 @@ class FaultPlan:
             self._faults.append(fault)
         return fault
 
-    def take(self, kind: FaultKind, context: FaultContext) -> Fault | None:
+    def take(
+        self, kind: FaultKind, context: FaultContext, where: Callable[[Fault], bool] | None = None
+    ) -> Fault | None:
+        """Use up the first armed fault of `kind` matching `context` (and `where`, when given)."""
         with self._lock:
             for position, fault in enumerate(self._faults):
                 if fault.kind != kind or not _matches(fault, context):
+                    continue
+                if where is not None and not where(fault):
                     continue
                 if fault.count is not None:
                     remaining = fault.count - 1
@@ -155,6 +178,16 @@ def validate_fault(fault: Fault) -> None:
     """Reject faults that could never fire or would produce something the API never sends."""
     if fault.count is not None and fault.count < 1:
         raise ValueError("count must be at least 1 (or None for every occasion)")
+    waits: dict[str, object] = {"delay_s": fault.delay_s}
+    if fault.retry_after_s is not None:
+        waits["retry_after_s"] = fault.retry_after_s
+    for name, seconds in waits.items():
+        # (admin JSON may carry anything, NaN included: caught here rather than as a 500 when the fault fires)
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < math.inf:
+            raise ValueError(f"{name} must be a number of seconds, at least 0")
+    if fault.endpoint is not None and fault.endpoint not in FAULT_ENDPOINTS:
+        known = ", ".join(FAULT_ENDPOINTS)
+        raise ValueError(f"endpoint {fault.endpoint!r} is not one of the emulator's endpoints: {known}")
     if fault.kind == "tool_error":
         if not fault.error_code:
             raise ValueError("a tool_error fault needs error_code")
@@ -190,8 +223,11 @@ def http_error_parts(fault: Fault) -> tuple[int, str, str, dict[str, str]]:
     message = fault.message or DEFAULT_HTTP_MESSAGES.get(status, "Error")
     headers: dict[str, str] = {}
     if fault.retry_after_s is not None and (status in RETRYABLE):
+        # Seconds (the SDKs honour non-integer values) and milliseconds (which the SDK reads first); a
+        # positive wait is never rounded down to 0, which the SDK takes as "use your own 0.5-8 s backoff".
+        wait_ms = fault.retry_after_s * 1000
         headers["retry-after"] = f"{fault.retry_after_s:g}"
-        headers["retry-after-ms"] = str(int(fault.retry_after_s * 1000))
+        headers["retry-after-ms"] = f"{max(1, round(wait_ms)) if wait_ms > 0 else 0}"
     if fault.should_retry is not None:
         headers["x-should-retry"] = "true" if fault.should_retry else "false"
     if status == 429:
@@ -263,13 +299,16 @@ def http_error(
     error_type: str | None = None,
     message: str | None = None,
     endpoint: str | None = None,
-    retry_after_s: float | None = 0.0,
+    retry_after_s: float | None = DEFAULT_RETRY_AFTER_S,
     should_retry: bool | None = None,
     headers: dict[str, str] | None = None,
     match: str | None = None,
     request_number: int | None = None,
 ) -> Fault:
-    """The next `count` matching requests fail with this HTTP status in the API's error envelope."""
+    """The next `count` matching requests fail with this HTTP status in the API's error envelope.
+
+    Retryable statuses carry `retry-after` / `retry-after-ms` of `retry_after_s` (default 1 ms, so the SDK
+    retries at once; 0 lets the SDK use its own 0.5-8 s backoff; None sends neither header)."""
     return Fault(
         "http_error",
         count=count,

@@ -33,6 +33,7 @@ from emulator.sandbox.base import (
     CommandResult,
     PendingCalls,
     ReplSandbox,
+    SandboxBusy,
     SandboxUnavailable,
     ToolCallResult,
 )
@@ -386,10 +387,16 @@ def cell_result_block(
     )
 
 
-def unavailable_block(server_tool_use_id: str) -> wire.CodeExecutionToolResultBlock:
+def unavailable_block(
+    server_tool_use_id: str, error_code: str = "unavailable"
+) -> wire.CodeExecutionToolResultBlock:
     return wire.CodeExecutionToolResultBlock(
-        tool_use_id=server_tool_use_id, content=wire.CodeExecutionError(error_code="unavailable")
+        tool_use_id=server_tool_use_id, content=wire.CodeExecutionError(error_code=error_code)
     )
+
+
+#: the cell was refused because the backend's concurrent-call limit was reached (`too_many_requests`)
+BUSY = "busy"
 
 
 def continuation_usage() -> wire.Usage:
@@ -424,7 +431,7 @@ OutputIds = Callable[[CommandResult], Sequence[str]]
 
 
 def _progress(
-    outcome: CellOutcome | None,
+    outcome: CellOutcome | str | None,
     cell: PendingCell,
     state: PtcState,
     ids: IdFactory,
@@ -434,6 +441,8 @@ def _progress(
         state.park(cell)
         return CellProgress(tuple(tool_use_blocks(outcome, cell, ids)), True, outcome.duration_s)
     state.take(cell.container_id)
+    if outcome == BUSY:
+        return CellProgress((unavailable_block(cell.server_tool_use_id, "too_many_requests"),), False)
     if not isinstance(outcome, CommandResult):
         return CellProgress((unavailable_block(cell.server_tool_use_id),), False)
     file_ids = output_ids(outcome) if output_ids is not None else ()
@@ -461,14 +470,17 @@ def start_cell(
         policy=policy,
         remaining_steps=tuple(remaining_steps),
     )
+    outcome: CellOutcome | str | None
     try:
-        outcome: CellOutcome | None = box.run_cell(
+        outcome = box.run_cell(
             code,
             tools=policy.programmatic,
             persist=policy.persist,
             timeout_s=policy.cell_timeout_s(),
             call_timeout_s=state.call_timeout_s,
         )
+    except SandboxBusy:
+        outcome = BUSY
     except SandboxUnavailable:
         outcome = None
     return _progress(outcome, cell, state, ids, output_ids)

@@ -24,11 +24,11 @@ TEXT_EDITOR_COMMANDS = {
 }
 
 
-def python_stdout(stdout: str) -> str:
-    """The API hands back a Python run's stdout without its final newline(s) (`print(37170)` gives `'37170'`
-    in the recordings), while bash output keeps them. Recorded programmatic-tool-calling cells are the
-    exception, so `ptc` keeps their stdout as is."""
-    return stdout.rstrip("\n")
+def python_stdout(stdout: str, *, keep_final_newline: bool = False) -> str:
+    """Recent recordings hand back a Python run's stdout without its final newline(s) (`print(37170)` gives
+    `'37170'`), while bash output keeps them; the 2025 recordings (claude-sonnet-4-20250514) keep it, so the
+    2025 fidelity profiles do too. Recorded programmatic-tool-calling cells keep their stdout as is."""
+    return stdout if keep_final_newline else stdout.rstrip("\n")
 
 
 def collect_output_files(
@@ -44,6 +44,8 @@ def _execute(run: Callable[[], sandbox.CommandResult]) -> sandbox.CommandResult 
     """The command's result, or the error code the API gives when it could not run to its end."""
     try:
         result = run()
+    except sandbox.SandboxBusy:
+        return "too_many_requests"
     except sandbox.SandboxUnavailable:
         return "unavailable"
     return "execution_time_exceeded" if result.timed_out else result
@@ -75,7 +77,12 @@ def run_bash(
 
 
 def run_python(
-    box: sandbox.Sandbox, tool_use_id: str, tool_input: dict[str, Any], sink: OutputFileSink | None
+    box: sandbox.Sandbox,
+    tool_use_id: str,
+    tool_input: dict[str, Any],
+    sink: OutputFileSink | None,
+    *,
+    keep_final_newline: bool = False,
 ) -> wire.ToolResultBlock:
     name = "code_execution"
     code = tool_input.get("code")
@@ -94,7 +101,7 @@ def run_python(
     return wire.CodeExecutionToolResultBlock(
         tool_use_id=tool_use_id,
         content=wire.CodeExecutionResult(
-            stdout=python_stdout(result.stdout),
+            stdout=python_stdout(result.stdout, keep_final_newline=keep_final_newline),
             stderr=stderr,
             return_code=result.return_code,
             content=[wire.CodeExecutionOutputBlock(file_id=file_id) for file_id in file_ids],
@@ -159,6 +166,8 @@ def run_text_editor(
             outcome = box.create(tool_input["path"], tool_input["file_text"])
         else:
             outcome = box.str_replace(tool_input["path"], tool_input["old_str"], tool_input["new_str"])
+    except sandbox.SandboxBusy as failure:
+        outcome = sandbox.FileOpError("too_many_requests", str(failure))
     except sandbox.SandboxUnavailable as failure:
         outcome = sandbox.FileOpError("unavailable", str(failure) or "The sandbox is unavailable")
     return wire.TextEditorToolResultBlock(
@@ -174,11 +183,12 @@ def run_tool(
     *,
     sink: OutputFileSink | None = None,
     legacy_codes: bool = False,
+    keep_python_newline: bool = False,
 ) -> wire.ToolResultBlock:
     if name == "bash_code_execution":
         return run_bash(box, tool_use_id, tool_input, sink)
     if name == "code_execution":
-        return run_python(box, tool_use_id, tool_input, sink)
+        return run_python(box, tool_use_id, tool_input, sink, keep_final_newline=keep_python_newline)
     return run_text_editor(box, tool_use_id, tool_input, legacy_codes=legacy_codes)
 
 

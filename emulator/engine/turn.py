@@ -43,6 +43,8 @@ class Fidelity:
     inference_geo: str | None = "not_available"
     #: allow the error codes only the 2025 docs list (`container_expired`, `string_not_found`)
     documented_2025_codes: bool = False
+    #: keep a Python run's final newline in `stdout` (2025 recordings do, 2026 ones strip it)
+    python_final_newline: bool = False
 
 
 @dataclass
@@ -354,6 +356,7 @@ class _TurnRun:
             tool_input,
             sink=self.services.output_sink,
             legacy_codes=self.services.fidelity.documented_2025_codes,
+            keep_python_newline=self.services.fidelity.python_final_newline,
         )
 
     def _output_ids(self, result: Any) -> list[str]:

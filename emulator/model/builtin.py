@@ -4,7 +4,8 @@
 - ```` ```python ```` (or `py`) runs as `code_execution`;
 - a block whose info string is `create PATH` creates PATH with the block's text;
 - `view PATH` views PATH (the block's body is ignored);
-- `str_replace PATH` holds the old and the new text separated by a line `=======`.
+- `str_replace PATH` holds the old and the new text separated by a line `=======` (without that line
+  the call is made without `new_str`, and the tool answers `invalid_tool_input`).
 The turn ends with a short text block. A message without fenced blocks gets a plain text answer.
 """
 
@@ -15,7 +16,18 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from emulator.model.steps import Step, TextStep, ToolStep, bash, create, python, str_replace, text, view
+from emulator.model.steps import (
+    Step,
+    TextStep,
+    ToolStep,
+    bash,
+    create,
+    python,
+    str_replace,
+    text,
+    text_editor,
+    view,
+)
 
 FENCE = re.compile(
     r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S
@@ -61,6 +73,9 @@ def _step_for_block(info: str, body: str) -> Step | None:
         parts = SEPARATOR.split(body, maxsplit=1)
         if len(parts) == 2:
             return str_replace(path, parts[0].removesuffix("\n"), parts[1].removesuffix("\n"))
+        # Without the separator there is no new text: the call goes out without `new_str`, so the tool's
+        # `invalid_tool_input` error tells the user why (dropping the block would hide the mistake).
+        return text_editor(command="str_replace", path=path, old_str=body.removesuffix("\n"))
     return None
 
 

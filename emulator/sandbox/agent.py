@@ -14,8 +14,11 @@ one at a time; the agent answers each with zero or more progress frames and exac
 * `{"id", "type": "error", "code", "message"}`. File-op codes are the tool's (`file_not_found`,
   `invalid_tool_input`, `string_not_found`); `internal` and `bad_request` mean a bug.
 
-Progress frames of `run`/`python`: `{"type": "started", "pid"}` once the command runs, then
-`{"type": "out", "fd": 1|2, "data": <base64>}` for output chunks as they arrive (only what fits the cap).
+Progress frames of `run`/`python`: `{"type": "started", "pid", "budget"}` once the command runs (`budget`:
+seconds until its deadline), then `{"type": "out", "fd": 1|2, "data": <base64>}` for output chunks as they
+arrive (only what fits the cap), and `{"type": "ending"}` as soon as the command exited, passed its deadline
+or flooded, before the sweep and drain that follow. The host takes an agent that lets the budget pass without
+`ending` for hung (user code can SIGSTOP it) and replaces it. REPL cell steps send the same frames.
 
 Operations: `init` (must come first: directories, environment, rlimits), `ping`, `run` (`command`),
 `python` (`code`), `view`, `create`, `str_replace`, `put_file`, `read_file`, `list_outputs`, `shutdown`,
@@ -110,6 +113,42 @@ CANCEL_GRACE_SECONDS = 2.0
 WORKER_FRAME_MAX_BYTES = 64 << 20
 #: `rid` for a REPL segment whose output must not reach the host (a cell ended to make room for another)
 _QUIET = object()
+#: `python` runs `python3 -c _PYTHON_BOOTSTRAP NAME` with the code on stdin (a memfd): it reads the code, puts
+#: /dev/null on stdin (as commands have), then runs it as `__main__` under NAME the way `python3 NAME` would
+#: (argv, sys.path[0], `__file__`, source lines in tracebacks, which leave out the bootstrap's own frames;
+#: printed by `traceback`, since before 3.13 the built-in hook reads source lines from the file itself).
+#: The bootstrap's names are gone from the namespace before the code runs.
+_PYTHON_BOOTSTRAP = (
+    "def _ce_boot():\n"
+    "    import linecache, os, sys\n"
+    "    chunks = []\n"
+    "    while True:\n"
+    "        c = os.read(0, 1 << 20)\n"
+    "        if not c:\n"
+    "            break\n"
+    "        chunks.append(c)\n"
+    "    src = b''.join(chunks)\n"
+    "    fd = os.open(os.devnull, os.O_RDONLY)\n"
+    "    os.dup2(fd, 0)\n"
+    "    os.close(fd)\n"
+    "    name = sys.argv[1]\n"
+    "    del sys.argv[0]\n"
+    "    sys.path[0] = os.path.dirname(name)\n"
+    "    text = src.decode('utf-8', 'replace')\n"
+    "    linecache.cache[name] = (len(text), None, text.splitlines(True), name)\n"
+    "    def hook(t, v, tb):\n"
+    "        import traceback\n"
+    "        while tb is not None and tb.tb_frame.f_code.co_filename == '<string>':\n"
+    "            tb = tb.tb_next\n"
+    "        traceback.print_exception(t, v if v is None else v.with_traceback(tb), tb)\n"
+    "    sys.excepthook = hook\n"
+    "    g = globals()\n"
+    "    del g['_ce_boot']\n"
+    "    g['__file__'] = name\n"
+    "    return compile(src, name, 'exec')\n"
+    "exec(_ce_boot(), globals())\n"
+)
+
 #: Starts the REPL worker: reads the agent's source (4-byte big-endian length, then the bytes) from the
 #: control pipe and runs it as __main__, whose `--repl-worker` argument makes it the worker. The source
 #: travels over the pipe so the worker starts the same whether the agent is a file (local backend) or was
@@ -513,17 +552,55 @@ class Agent:
         return self._execute(rid, [self.shell, "-c", str(req["command"])], req)
 
     def op_python(self, rid: object, req: dict) -> dict:
+        """Run `code` with the sandbox's Python. The code travels in an anonymous memory file (the process's
+        stdin until the bootstrap has read it): no file in a directory user code can fill, so a full disk,
+        /tmp or scratch dir never turns the tool itself into a failure."""
         self._snippets += 1
-        path = os.path.join(self.scratch_dir, f"snippet_{os.getpid()}_{self._snippets}.py")
-        with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(str(req["code"]))
+        name = os.path.join(self.scratch_dir, f"snippet_{os.getpid()}_{self._snippets}.py")
+        data = str(req["code"]).encode("utf-8", "surrogateescape")
+        try:
+            fd = os.memfd_create("ce-python-code", os.MFD_CLOEXEC)
+        except (AttributeError, OSError):
+            return self._python_from_file(rid, name, data, req)  # no memfd (old kernel or Python)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.lseek(fd, 0, os.SEEK_SET)
+            return self._execute(rid, [self.python, "-c", _PYTHON_BOOTSTRAP, name], req, stdin=fd)
+        finally:
+            os.close(fd)
+
+    def _python_from_file(self, rid: object, path: str, data: bytes, req: dict) -> dict:
+        try:
+            with open(path, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            # e.g. ENOSPC in the scratch dir: the run fails like a Python that cannot read its script
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            msg = f"python3: can't write the code to {path!r}: {e.strerror or e}\n".encode()
+            self.ch.write({"id": rid, "type": "out", "fd": 2, "data": base64.b64encode(msg).decode()})
+            return self._not_started(2, 0.0)
         try:
             return self._execute(rid, [self.python, path], req)
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(path)
 
-    def _execute(self, rid: object, argv: list, req: dict) -> dict:
+    @staticmethod
+    def _not_started(return_code: int, duration: float) -> dict:
+        return {
+            "return_code": return_code,
+            "timed_out": False,
+            "truncated": False,
+            "output_killed": False,
+            "duration": duration,
+            "omitted": [0, 0],
+            "output_files": [],
+        }
+
+    def _execute(self, rid: object, argv: list, req: dict, stdin: int = subprocess.DEVNULL) -> dict:
         timeout = float(req.get("timeout", 300.0))
         cap = int(req.get("cap", 1 << 20))
         kill_bytes = int(req.get("kill_bytes", 64 << 20))
@@ -535,7 +612,7 @@ class Agent:
         try:
             proc = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=self.workdir,
@@ -546,17 +623,10 @@ class Agent:
         except OSError as e:
             msg = (f"{argv[0]}: {e.strerror or e}\n").encode()
             self.ch.write({"id": rid, "type": "out", "fd": 2, "data": base64.b64encode(msg).decode()})
-            return {
-                "return_code": 127 if isinstance(e, FileNotFoundError) else 126,
-                "timed_out": False,
-                "truncated": False,
-                "output_killed": False,
-                "duration": time.monotonic() - start,
-                "omitted": [0, 0],
-                "output_files": [],
-            }
+            code = 127 if isinstance(e, FileNotFoundError) else 126
+            return self._not_started(code, time.monotonic() - start)
         self._current = proc
-        self.ch.write({"id": rid, "type": "started", "pid": proc.pid})
+        self.ch.write({"id": rid, "type": "started", "pid": proc.pid, "budget": timeout})
         streams = {proc.stdout.fileno(): _Stream(1), proc.stderr.fileno(): _Stream(2)}
         sel = selectors.DefaultSelector()
         for fd in streams:
@@ -564,7 +634,7 @@ class Agent:
         if self._wake_r >= 0:
             sel.register(self._wake_r, selectors.EVENT_READ)
         deadline = start + timeout
-        timed_out = output_killed = False
+        timed_out = output_killed = ending = False
         total = 0
         drain_deadline = None
         try:
@@ -574,9 +644,11 @@ class Agent:
                     self._reap(proc)
                 if proc.returncode is None and now >= deadline:
                     timed_out = True
+                    ending = ending or self._ending(rid)
                     self._kill_all(proc, *self._spared())
                 if proc.returncode is not None and drain_deadline is None:
                     # the command is done: its leftovers go now, then the pipes drain to EOF
+                    ending = ending or self._ending(rid)
                     self._kill_all(proc, *self._spared())
                     drain_deadline = time.monotonic() + DRAIN_SECONDS
                 open_streams = [fd for fd in streams if fd in sel.get_map()]
@@ -606,6 +678,7 @@ class Agent:
                     self._accept(rid, streams[fd], data, cap)
                     if total > kill_bytes and not output_killed:
                         output_killed = True
+                        ending = ending or self._ending(rid)
                         self._kill_all(proc, *self._spared())
         finally:
             sel.close()
@@ -636,6 +709,12 @@ class Agent:
             "omitted": [s.omitted for s in sorted(streams.values(), key=lambda s: s.fd)],
             "output_files": [[p, os.path.basename(p), after[p][1]] for p in changed],
         }
+
+    def _ending(self, rid: object) -> bool:
+        """Tell the host the command is over (it stops watching for a hung agent); returns True."""
+        if rid is not _QUIET:
+            self.ch.write({"id": rid, "type": "ending"})
+        return True
 
     def _accept(self, rid: object, st: _Stream, data: bytes, cap: int) -> None:
         room = cap - st.kept
@@ -991,7 +1070,7 @@ class Agent:
         budget = grace if grace is not None else max(0.0, cell.timeout - cell.used)
         deadline = start + budget
         if rid is not _QUIET:
-            self.ch.write({"id": rid, "type": "started", "pid": worker.proc.pid})
+            self.ch.write({"id": rid, "type": "started", "pid": worker.proc.pid, "budget": budget})
         outbuf = worker.unsent + _frame({**message, "cell": cell.number})
         worker.unsent = bytearray()
         sel = selectors.DefaultSelector()
@@ -1052,6 +1131,7 @@ class Agent:
                             break
         finally:
             sel.close()
+        self._ending(rid)
         if outcome in ("pending", "done") and outbuf:
             # the cell moved on before our whole frame went out; a cut frame would corrupt the next one
             outcome = self._finish_write(worker, outbuf) or outcome

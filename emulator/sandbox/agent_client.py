@@ -12,6 +12,7 @@ the Docker backend's container slot).
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import threading
@@ -31,6 +32,7 @@ from .base import (
     Limits,
     OutputFile,
     PendingCalls,
+    SandboxBusy,
     SandboxUnavailable,
     StrReplaceResult,
     ToolCall,
@@ -43,6 +45,10 @@ OnFrame = Callable[[dict[str, Any]], None]
 
 #: slack over the agent's own deadline before the host gives up on it
 HOST_GRACE_S = 10.0
+#: how long past a command's deadline the host waits for a sign of life ("ending") from the agent. A live
+#: agent sends it within milliseconds of its deadline (then gets the whole HOST_GRACE_S to kill and drain);
+#: one that user code stopped (`kill -STOP -1` reaches the agent, which shares the sandbox uid) never does
+HUNG_GRACE_S = 1.0
 FILE_OP_TIMEOUT_S = 60.0
 FRAME_HEADER = 4
 #: a frame larger than this is a protocol violation (user code can try to write to the agent's pipe)
@@ -86,6 +92,65 @@ def take_frame(buf: bytearray) -> dict[str, Any] | None:
     return frame
 
 
+@dataclasses.dataclass
+class Liveness:
+    """When to give up on an agent that stopped answering during a command, well before the hard deadline.
+
+    The agent announces each command's running budget in its `started` frame and sends `ending` once the
+    command is over or its deadline fired; past budget + `grace` without `ending` the agent is taken for
+    hung. `budget` is the host's own estimate until `started` arrives (None: no check before it)."""
+
+    budget: float | None
+    grace: float = HUNG_GRACE_S
+    hung_at: float | None = None
+
+    def arm(self, now: float) -> None:
+        self.hung_at = None if self.budget is None else now + self.budget + self.grace
+
+    def seen(self, frame: dict[str, Any], now: float) -> None:
+        kind = frame.get("type")
+        if kind == "ending":
+            self.hung_at = None  # alive and cleaning up: the hard deadline applies from here
+        elif kind == "started" and isinstance(frame.get("budget"), int | float):
+            # the agent's clock started after its pre-command work (output scan, worker start)
+            self.budget = float(frame["budget"])
+            self.arm(now)
+
+    def wait_until(self, deadline: float) -> float:
+        return deadline if self.hung_at is None else min(deadline, self.hung_at)
+
+
+class CallLimiter:
+    """At most `limit` calls at once over all the sandboxes of one backend; one more fails at once.
+
+    The API answers an overloaded sandbox with `too_many_requests` instead of queueing, so the emulator
+    does too: a call takes a slot before it waits on its sandbox's lock (calls queued on a busy sandbox
+    count), and raises `SandboxBusy` when none is free. `limit` 0 means no limit."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError("max_concurrent_calls must be >= 0")
+        self.limit = limit
+        self._in_use = 0
+        self._guard = threading.Lock()
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._guard:
+            if self.limit and self._in_use >= self.limit:
+                raise SandboxBusy(f"more than {self.limit} concurrent sandbox calls")
+            self._in_use += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._in_use -= 1
+
+
 class FrameConn(Protocol):
     def send(self, obj: dict[str, Any], deadline: float) -> None: ...
 
@@ -93,18 +158,27 @@ class FrameConn(Protocol):
 
 
 def exchange(
-    conn: FrameConn, msg: dict[str, Any], deadline: float, on_frame: OnFrame | None
+    conn: FrameConn,
+    msg: dict[str, Any],
+    deadline: float,
+    on_frame: OnFrame | None,
+    liveness: Liveness | None = None,
 ) -> dict[str, Any]:
     """Send request `msg` (with its "id") and return its result or error frame; its progress frames go to
-    `on_frame`. Raises AgentGone or AgentTimeout."""
+    `on_frame`. Raises AgentGone, or AgentTimeout at `deadline` (or earlier when `liveness` says the agent
+    hangs)."""
     rid = msg["id"]
+    if liveness is not None:
+        liveness.arm(time.monotonic())
     conn.send(msg, deadline)
     while True:
-        frame = conn.recv(deadline)
+        frame = conn.recv(deadline if liveness is None else liveness.wait_until(deadline))
         if frame.get("id") != rid:
             continue  # a late frame of an earlier, abandoned request
         if frame.get("type") in ("result", "error"):
             return frame
+        if liveness is not None:
+            liveness.seen(frame, time.monotonic())
         if on_frame is not None:
             on_frame(frame)
 
@@ -173,7 +247,7 @@ class AgentSandbox(Generic[H]):
     container_id: str
     _lock: threading.Lock
     _destroyed: bool
-    _backend: Any  # its `_closed` says the backend was closed
+    _backend: Any  # its `_closed` says the backend was closed, its `calls` is the CallLimiter
 
     def _init_repl_state(self) -> None:
         #: a persistent REPL interpreter ran in the current agent (its state dies with the agent)
@@ -209,8 +283,15 @@ class AgentSandbox(Generic[H]):
         """The running agent's handle without starting one; None if there is no live agent."""
         raise NotImplementedError
 
-    def _send(self, handle: H, req: dict[str, Any], deadline: float, on_frame: OnFrame | None = None) -> dict:
-        """One request to the agent; raises AgentGone or AgentTimeout."""
+    def _send(
+        self,
+        handle: H,
+        req: dict[str, Any],
+        deadline: float,
+        on_frame: OnFrame | None = None,
+        liveness: Liveness | None = None,
+    ) -> dict:
+        """One request to the agent (see `exchange`); raises AgentGone or AgentTimeout."""
         raise NotImplementedError
 
     def _oom_count(self, handle: H) -> int | None:
@@ -250,12 +331,14 @@ class AgentSandbox(Generic[H]):
         req = {**req, "timeout": timeout, "cap": lim.output_cap_bytes, "kill_bytes": lim.output_kill_bytes}
         bufs = {1: bytearray(), 2: bytearray()}
         on_frame, callback_error = output_collector(bufs, lim.output_cap_bytes, on_output)
-        with self._lock:
+        with self._backend.calls.slot(), self._lock:
             handle = self._acquire()
             oom_before = self._oom_count(handle)
             started = time.monotonic()
             try:
-                reply = self._send(handle, req, started + timeout + HOST_GRACE_S, on_frame)
+                reply = self._send(
+                    handle, req, started + timeout + HOST_GRACE_S, on_frame, Liveness(budget=timeout)
+                )
             except (AgentGone, AgentTimeout) as e:
                 return self._agent_lost(handle, e, bufs, started, oom_before)
             if callback_error:
@@ -306,7 +389,7 @@ class AgentSandbox(Generic[H]):
         }
         if call_timeout_s is not None:
             req["call_timeout"] = float(call_timeout_s)
-        with self._lock:
+        with self._backend.calls.slot(), self._lock:
             handle = self._acquire()
             # a restart of the whole sandbox since the last persistent cell lost the interpreter too
             self._cell_restarted = bool(persist) and self._repl_lost
@@ -378,7 +461,7 @@ class AgentSandbox(Generic[H]):
         oom_before = self._oom_count(handle)
         started = time.monotonic()
         try:
-            reply = self._send(handle, req, started + deadline_s, on_frame)
+            reply = self._send(handle, req, started + deadline_s, on_frame, Liveness(budget=None))
         except (AgentGone, AgentTimeout) as e:
             lost = self._agent_lost(handle, e, bufs, started, oom_before)
             return dataclasses.replace(
@@ -421,7 +504,10 @@ class AgentSandbox(Generic[H]):
 
     def _file_op(self, req: dict[str, Any]) -> dict[str, Any] | FileOpError:
         try:
-            reply = self._request(req)
+            with self._backend.calls.slot():
+                reply = self._request(req)
+        except SandboxBusy as e:
+            return FileOpError("too_many_requests", str(e))
         except AgentTimeout:
             return FileOpError("execution_time_exceeded", "The file operation timed out.")
         except AgentGone:

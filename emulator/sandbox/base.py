@@ -36,6 +36,11 @@ class Limits:
     #: a command still producing output past this many bytes is killed rather than drained to its deadline.
     output_kill_bytes: int = 64 * MiB
     tmp_bytes: int = 512 * MiB
+    #: calls (commands, cells, editor operations) a backend runs or queues at once, over all its sandboxes;
+    #: one more fails at once with `SandboxBusy` (the API's `too_many_requests`) instead of waiting. 0: no
+    #: limit. Generous on purpose: a call mostly waits on its own 1-CPU sandbox, and a CPU-derived default
+    #: would make the same test pass on one machine and fail on another.
+    max_concurrent_calls: int = 32
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,12 @@ class StrReplaceResult:
 
 
 FileErrorCode = Literal[
-    "file_not_found", "invalid_tool_input", "string_not_found", "execution_time_exceeded", "unavailable"
+    "file_not_found",
+    "invalid_tool_input",
+    "string_not_found",
+    "execution_time_exceeded",
+    "unavailable",
+    "too_many_requests",
 ]
 
 
@@ -115,6 +125,13 @@ FileOpResult = ViewResult | CreateResult | StrReplaceResult | FileOpError
 
 class SandboxUnavailable(Exception):
     """The sandbox could not be started or reached (the engine reports the API's `unavailable`)."""
+
+
+class SandboxBusy(SandboxUnavailable):
+    """The backend already runs `Limits.max_concurrent_calls` calls (the engine reports `too_many_requests`).
+
+    A subclass of `SandboxUnavailable` so that callers which only know that one still treat it as a failed
+    call rather than crash."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import agent as agent_module
-from .agent_client import FRAME_HEADER, AgentGone, AgentTimeout, encode_frame, exchange, take_frame
+from .agent_client import FRAME_HEADER, AgentGone, AgentTimeout, Liveness, encode_frame, exchange, take_frame
 
 _DOCKER_HEADER = 8
 _STDERR_TAIL = 8192
@@ -153,11 +153,15 @@ class AgentSession:
         self._ids = 0
 
     def request(
-        self, msg: dict[str, Any], deadline: float, on_frame: Callable[[dict[str, Any]], None] | None = None
+        self,
+        msg: dict[str, Any],
+        deadline: float,
+        on_frame: Callable[[dict[str, Any]], None] | None = None,
+        liveness: Liveness | None = None,
     ) -> dict[str, Any]:
         self._ids += 1
         try:
-            return exchange(self.stream, {**msg, "id": self._ids}, deadline, on_frame)
+            return exchange(self.stream, {**msg, "id": self._ids}, deadline, on_frame, liveness)
         except (AgentGone, AgentTimeout):
             self.dead = True
             raise

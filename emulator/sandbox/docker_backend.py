@@ -51,7 +51,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .agent_client import HOST_GRACE_S, AgentGone, AgentSandbox, AgentTimeout, OnFrame, decode
+from .agent_client import (
+    HOST_GRACE_S,
+    AgentGone,
+    AgentSandbox,
+    AgentTimeout,
+    CallLimiter,
+    Liveness,
+    OnFrame,
+    decode,
+)
 from .base import (
     INPUT_DIR,
     OUTPUT_DIR_PARENT,
@@ -329,10 +338,15 @@ class DockerSandbox(AgentSandbox[_Slot]):
         return slot
 
     def _send(
-        self, handle: _Slot, req: dict[str, Any], deadline: float, on_frame: OnFrame | None = None
+        self,
+        handle: _Slot,
+        req: dict[str, Any],
+        deadline: float,
+        on_frame: OnFrame | None = None,
+        liveness: Liveness | None = None,
     ) -> dict[str, Any]:
         assert handle.agent is not None
-        return handle.agent.request(req, deadline, on_frame)
+        return handle.agent.request(req, deadline, on_frame, liveness)
 
     def _oom_count(self, handle: _Slot) -> int | None:
         return self._backend._oom_count(handle)
@@ -406,6 +420,8 @@ class DockerBackend:
             raise ValueError("pool_size must be >= 0")
         self.state_dir = Path(state_dir)
         self.limits = limits
+        #: concurrent calls over all this backend's sandboxes (`Limits.max_concurrent_calls`)
+        self.calls = CallLimiter(limits.max_concurrent_calls)
         self._image = image
         self.pool_size = pool_size
         self.strict = strict

@@ -53,7 +53,17 @@ from pathlib import Path
 from typing import Any
 
 from . import agent as agent_module
-from .agent_client import AgentGone, AgentSandbox, AgentTimeout, OnFrame, encode_frame, exchange, take_frame
+from .agent_client import (
+    AgentGone,
+    AgentSandbox,
+    AgentTimeout,
+    CallLimiter,
+    Liveness,
+    OnFrame,
+    encode_frame,
+    exchange,
+    take_frame,
+)
 from .base import (
     INPUT_DIR,
     OUTPUT_DIR_PARENT,
@@ -247,7 +257,11 @@ class _AgentProcess:
         self._ids = 0
 
     def request(
-        self, msg: dict[str, Any], deadline: float, on_frame: Callable[[dict[str, Any]], None] | None = None
+        self,
+        msg: dict[str, Any],
+        deadline: float,
+        on_frame: Callable[[dict[str, Any]], None] | None = None,
+        liveness: Liveness | None = None,
     ) -> dict[str, Any]:
         self._ids += 1
 
@@ -258,7 +272,7 @@ class _AgentProcess:
             if on_frame is not None:
                 on_frame(frame)
 
-        reply = exchange(self.conn, {**msg, "id": self._ids}, deadline, watch)
+        reply = exchange(self.conn, {**msg, "id": self._ids}, deadline, watch, liveness)
         # The agent answered, so it has reaped that group; with pid_max at 32768 the number soon belongs to
         # some other process on the host, which a later kill() must not reach. (When the exchange fails
         # the group may still run, and the caller's kill() is what stops it.)
@@ -608,7 +622,11 @@ class LocalSandbox(AgentSandbox[_AgentProcess]):
         args += ["--remount-ro", "/", "--chdir", WORKDIR]
         if backend._seccomp_program is not None:
             args += ["--seccomp", data_fd("seccomp", backend._seccomp_program)]
-        args += ["--", python, "-I", "-S", AGENT_INSIDE]
+        # bwrap is pid 1 of the sandbox, so its argv (host paths of the state dir) would be readable in
+        # /proc/1/cmdline: hand it the options through a memfd instead (`--args FD`: NUL-separated; the
+        # command itself cannot go there)
+        options = b"".join(arg.encode() + b"\0" for arg in args[1:])
+        args = [args[0], "--args", data_fd("args", options), "--", python, "-I", "-S", AGENT_INSIDE]
 
         config = {
             "workdir": WORKDIR,
@@ -690,9 +708,14 @@ class LocalSandbox(AgentSandbox[_AgentProcess]):
         return agent if agent is not None and agent.alive() else None
 
     def _send(
-        self, handle: _AgentProcess, req: dict[str, Any], deadline: float, on_frame: OnFrame | None = None
+        self,
+        handle: _AgentProcess,
+        req: dict[str, Any],
+        deadline: float,
+        on_frame: OnFrame | None = None,
+        liveness: Liveness | None = None,
     ) -> dict[str, Any]:
-        return handle.request(req, deadline, on_frame)
+        return handle.request(req, deadline, on_frame, liveness)
 
     def _oom_count(self, handle: _AgentProcess) -> int | None:
         return self._cgroup.oom_kills() if self._cgroup is not None else None
@@ -751,6 +774,8 @@ class LocalBackend:
             raise ValueError(f"isolation must be 'auto', 'bwrap' or 'none', not {isolation!r}")
         self.state_dir = Path(state_dir)
         self.limits = limits
+        #: concurrent calls over all this backend's sandboxes (`Limits.max_concurrent_calls`)
+        self.calls = CallLimiter(limits.max_concurrent_calls)
         self.isolation = isolation
         self._sandbox_uid = sandbox_uid
         self._bwrap = bwrap
@@ -917,7 +942,13 @@ class LocalBackend:
             if sb is None:
                 sb = LocalSandbox(self, container_id, self.state_dir / "sandboxes" / container_id)
                 self._sandboxes[container_id] = sb
-        sb.start()
+        # Start it now unless a call holds it (its agent runs then): waiting here would queue the caller
+        # behind that call, past `Limits.max_concurrent_calls`, instead of letting its own call fail fast.
+        if sb._lock.acquire(blocking=False):
+            try:
+                sb._ensure_agent()
+            finally:
+                sb._lock.release()
         return sb
 
     def _forget(self, sb: LocalSandbox) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import mimetypes
 import os
 import shutil
@@ -31,8 +32,11 @@ from emulator.errors import NotFoundError
 from emulator.state.clock import Clock
 from emulator.state.persistence import Database
 
-#: the documented per-file limit of the Files API ("500 MB"), read generously as MiB
-DEFAULT_MAX_FILE_BYTES = 500 * 1024 * 1024
+#: the documented per-file limit of the Files API, "500 MB" (wire-contract §8 and §12): decimal megabytes, as
+#: the same docs' "32 MB" request limit is; a 500 MiB file would be 24 MB over what the API accepts
+DEFAULT_MAX_FILE_BYTES = 500_000_000
+#: rows read per query while paging (a page skips expired files, so it may need more than `limit` rows)
+_SCAN_BATCH = 256
 #: bytes per read when streaming a blob out
 READ_CHUNK_BYTES = 1024 * 1024
 
@@ -109,6 +113,12 @@ def _record(row: sqlite3.Row) -> FileRecord:
         expires_at=datetime.fromisoformat(expires) if expires else None,
         container_id=row["container_id"],
     )
+
+
+def to_milliseconds(moment: datetime) -> datetime:
+    """`moment` cut to whole milliseconds: the precision of the Files API's timestamps on the wire (recorded
+    `created_at` values such as `2026-07-09T02:42:51.126000Z`)."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def not_found(file_id: str) -> NotFoundError:
@@ -283,9 +293,7 @@ class FileStore:
         expires_at: datetime | None,
         container_id: str | None,
     ) -> FileRecord:
-        now = self._clock.now()
-        # The API's `created_at` has millisecond precision (e.g. `2026-04-12T09:30:21.992000Z`).
-        created_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        created_at = to_milliseconds(self._clock.now())
         record = FileRecord(
             id=self._new_id(),
             filename=filename,
@@ -294,7 +302,8 @@ class FileStore:
             sha256=sha256,
             created_at=created_at,
             downloadable=downloadable,
-            expires_at=expires_at,
+            # whatever the caller computed it from, the wire (and `expired`) sees milliseconds
+            expires_at=to_milliseconds(expires_at) if expires_at is not None else None,
             container_id=container_id,
         )
         blob = self.blobs_dir / record.id
@@ -333,40 +342,51 @@ class FileStore:
         return _record(rows[0])
 
     def find(self, file_ids: Sequence[str]) -> list[FileRecord]:
-        """The live files among these ids, newest first; unknown and deleted ids are left out."""
+        """The listable files among these ids, newest first; unknown, deleted and expired ids are left out."""
         if not file_ids:
             return []
+        now = self._clock.now()
         marks = ", ".join("?" for _ in file_ids)
         rows = self._database.query(
             f"SELECT {_COLUMNS} FROM files WHERE deleted = 0 AND id IN ({marks}) ORDER BY seq DESC",
             list(file_ids),
         )
-        return [_record(row) for row in rows]
+        return [record for record in map(_record, rows) if not record.expired(now)]
 
     def page(self, *, limit: int, after_id: str | None = None, before_id: str | None = None) -> Page:
-        """Live files newest first. `after_id`: the page of older files right after that one; `before_id`: the
-        page of newer files right before it (still newest first). Raises InvalidCursor for an unknown id."""
+        """Listable files (live, not expired) newest first. `after_id`: the page of older files right after
+        that one; `before_id`: the page of newer files right before it (still newest first). Raises
+        InvalidCursor for an unknown id; a deleted or expired file still works as a cursor."""
         if after_id is not None and before_id is not None:
             raise ValueError("after_id and before_id are exclusive")
         if before_id is not None:
-            seq = self._seq(before_id)
+            found = list(itertools.islice(self._listable(self._seq(before_id), newer=True), limit + 1))
+            return Page(records=list(reversed(found[:limit])), has_more=len(found) > limit)
+        start = self._seq(after_id) if after_id is not None else None
+        found = list(itertools.islice(self._listable(start, newer=False), limit + 1))
+        return Page(records=found[:limit], has_more=len(found) > limit)
+
+    def _listable(self, seq: int | None, *, newer: bool) -> Iterator[FileRecord]:
+        """Live unexpired files beyond `seq` (None: from the newest), oldest first if `newer` else newest
+        first. Expiry is checked here rather than in SQL: the stored timestamps are ISO text whose fraction
+        is optional, which does not compare reliably as text."""
+        now = self._clock.now()
+        while True:
+            if newer:
+                where, order = "AND seq > ?", "ASC"
+            else:
+                where, order = ("AND seq < ?", "DESC") if seq is not None else ("", "DESC")
             rows = self._database.query(
-                f"SELECT {_COLUMNS} FROM files WHERE deleted = 0 AND seq > ? ORDER BY seq ASC LIMIT ?",
-                (seq, limit + 1),
+                f"SELECT seq, {_COLUMNS} FROM files WHERE deleted = 0 {where} ORDER BY seq {order} LIMIT ?",
+                (*(() if seq is None else (seq,)), _SCAN_BATCH),
             )
-            records = [_record(row) for row in rows[:limit]]
-            return Page(records=list(reversed(records)), has_more=len(rows) > limit)
-        if after_id is not None:
-            seq = self._seq(after_id)
-            rows = self._database.query(
-                f"SELECT {_COLUMNS} FROM files WHERE deleted = 0 AND seq < ? ORDER BY seq DESC LIMIT ?",
-                (seq, limit + 1),
-            )
-        else:
-            rows = self._database.query(
-                f"SELECT {_COLUMNS} FROM files WHERE deleted = 0 ORDER BY seq DESC LIMIT ?", (limit + 1,)
-            )
-        return Page(records=[_record(row) for row in rows[:limit]], has_more=len(rows) > limit)
+            for row in rows:
+                seq = int(row["seq"])
+                record = _record(row)
+                if not record.expired(now):
+                    yield record
+            if len(rows) < _SCAN_BATCH:
+                return
 
     def _seq(self, file_id: str) -> int:
         rows = self._database.query("SELECT seq FROM files WHERE id = ?", (file_id,))
@@ -393,7 +413,7 @@ class FileStore:
         return self._clock.now()
 
     def expiry(self, seconds: int) -> datetime:
-        return self._clock.now() + timedelta(seconds=seconds)
+        return to_milliseconds(self._clock.now() + timedelta(seconds=seconds))
 
     # --- deleting ------------------------------------------------------------------------------------------
 

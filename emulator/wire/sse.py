@@ -30,6 +30,20 @@ def encode_ping() -> bytes:
     return b'event: ping\ndata: {"type": "ping"}\n\n'
 
 
+def event_type(chunk: bytes) -> str:
+    """The type of one encoded event (every event we write starts with its `event:` line)."""
+    return chunk[len(b"event: ") : chunk.index(b"\n")].decode()
+
+
+def ping_fits(previous: str | None, following: str | None) -> bool:
+    """Whether a ping may go between these two (non-ping) events: where the recordings have them, inside a
+    block that streams deltas (before a delta) and between two blocks. Never inside a result block (it
+    arrives whole), never after `message_stop`. (The ping right after `message_start` is the docs'.)"""
+    return following == "content_block_delta" or (
+        previous == "content_block_stop" and following == "content_block_start"
+    )
+
+
 @dataclass(frozen=True)
 class Fragmentation:
     """How text and partial JSON are cut into deltas, and how often pings interleave."""
@@ -37,7 +51,8 @@ class Fragmentation:
     seed: int = 0
     min_size: int = 1
     max_size: int = 24
-    #: a ping after `message_start`, then one every this many events (0: only the first)
+    #: a ping after `message_start`, then one every this many events (0: only the first), each put off to the
+    #: next place the API pings (`ping_fits`) and dropped when the stream ends first
     ping_every: int = 0
 
 
@@ -233,6 +248,24 @@ def grammar_problems(events: list[SSEEvent]) -> list[str]:
             open_block = None
     if events and events[-1].data.get("type") != "message_stop":
         problems.append("the stream does not end with message_stop")
+    return problems
+
+
+def misplaced_pings(events: list[SSEEvent]) -> list[str]:
+    """Pings where the API never sends one (see `ping_fits`); the ping right after `message_start` is fine.
+
+    Kept apart from `grammar_problems`, which accepts a ping anywhere between `message_start` and
+    `message_stop` as clients must."""
+    kinds = [item.data.get("type") for item in events]
+    problems: list[str] = []
+    previous: str | None = None
+    for position, kind in enumerate(kinds):
+        if kind != "ping":
+            previous = kind
+            continue
+        following = next((later for later in kinds[position + 1 :] if later != "ping"), None)
+        if previous != "message_start" and not ping_fits(previous, following):
+            problems.append(f"event {position}: ping between {previous} and {following}")
     return problems
 
 

@@ -17,6 +17,8 @@ How a `jsonschema` error becomes a `Problem`:
   get the tag inserted after the union's path.
 * Keyword errors map to pydantic wording (`Field required`, `Extra inputs are not permitted`,
   `Input should be a valid integer`, `Input should be 'user' or 'assistant'`, ...).
+* A node's `x-api-check` maps a keyword to the API's own words for it: a check the API makes after parsing
+  (`messages: at least one message is required`), so it is reported only when nothing else is wrong.
 
 Problems are ordered like pydantic reports them: by path, each object level in the order its schema
 declares the properties (unknown keys last, in input order), array items by index, an object's own
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from jsonschema.exceptions import ValidationError
@@ -78,6 +80,8 @@ class Problem:
     location: str
     message: str
     path: tuple[str | int, ...] = field(compare=False)
+    #: an `x-api-check`: the API makes it only on a body that parsed, so it counts when nothing else is wrong
+    after_parsing: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
@@ -93,7 +97,8 @@ def find_problems(ref: str, instance: object, store: SchemaStore | None = None) 
     unique: dict[tuple[str, str], Problem] = {}
     for problem in walker.problems(_leaves(validator.iter_errors(instance))):
         unique.setdefault((problem.location, problem.message), problem)
-    return sorted(unique.values())
+    parsing = [problem for problem in unique.values() if not problem.after_parsing]
+    return sorted(parsing or unique.values())
 
 
 def validate_request(body: object, store: SchemaStore | None = None) -> None:
@@ -222,6 +227,11 @@ class _Walker:
             return
         if keyword == "type" and union:
             yield self._problem(where, [], [], _UNION_TYPE_MESSAGE, "type")
+            return
+        checks = node.get("x-api-check") if isinstance(node, Mapping) else None
+        if isinstance(checks, Mapping) and keyword in checks:
+            problem = self._problem(where, [], [], str(checks[keyword]), str(keyword))
+            yield replace(problem, after_parsing=True)
             return
         yield self._problem(where, [], [], _keyword_message(error), str(keyword))
 

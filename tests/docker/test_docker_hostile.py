@@ -7,14 +7,15 @@ same container must still answer (`echo ok` within 2 s) with no process of the s
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import threading
 import time
 
 import pytest
 
-from emulator import bash, python
+from emulator import Emulator, bash, python
+from tests.robustness.canaries import CLEAN, ENV_NAME, plant_host_canaries
+from tests.robustness.canaries import report as canary_report
 
 from .conftest import ask, results
 
@@ -126,25 +127,32 @@ def test_vsock_raw_sockets_and_privileged_calls_denied(docker_emulator):
     assert "Seccomp:\t2" in status.stdout
 
 
-def test_no_docker_socket_no_host_env_no_host_secrets(docker_emulator, monkeypatch):
-    canary = secrets.token_hex(8)
-    monkeypatch.setenv("CE_CANARY", canary)
-    os.environ["CE_CANARY"] = canary
-    message = ask(
-        docker_emulator,
-        bash("ls /var/run/docker.sock /run/docker.sock 2>&1; env | grep -ci docker"),
-        bash(f"env | grep -c {canary}; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c {canary}"),
-        bash("head -1 /etc/shadow"),
-        bash("touch /usr/bin/x; touch /etc/x; touch /x; echo 1 > /proc/sys/kernel/sysrq"),
-        bash("mount -t tmpfs none /tmp/m; unshare -Ur true; su -c id root </dev/null; id -u"),
-    )
-    sock, env, shadow, writes, escalate = results(message)
-    assert "No such file or directory" in sock.stdout and sock.stdout.rstrip().endswith("0")
-    assert env.stdout == "0\n0\n"
-    assert shadow.return_code != 0 and "Permission denied" in shadow.stderr
-    assert writes.return_code != 0 and writes.stderr.count("Read-only file system") >= 3
-    assert escalate.stdout.endswith("1000\n")
-    assert "must be superuser" in escalate.stderr or "permission denied" in escalate.stderr.lower()
+def test_no_docker_socket_no_host_env_no_host_secrets(sandbox_image, monkeypatch, tmp_path):
+    """Canaries are planted before the emulator starts: an environment variable of the emulator process, a
+    world-readable file in the host's /tmp and one under /root, each holding one random token. The sandbox
+    searches its environment, every /proc/*/environ it can read, every readable file (`grep -r /`) and
+    every file name, and opens the two paths directly: the token is nowhere."""
+    with (
+        plant_host_canaries(monkeypatch) as canaries,
+        Emulator(backend="docker", state_dir=tmp_path / "state", limits={"timeout_s": 120}) as emulator,
+    ):
+        assert os.environ[ENV_NAME] == canaries.token  # the emulator process has it
+        message = ask(
+            emulator,
+            bash("ls /var/run/docker.sock /run/docker.sock 2>&1; env | grep -ci docker"),
+            bash(canaries.search_script()),
+            bash("head -1 /etc/shadow"),
+            bash("touch /usr/bin/x; touch /etc/x; touch /x; echo 1 > /proc/sys/kernel/sysrq"),
+            bash("mount -t tmpfs none /tmp/m; unshare -Ur true; su -c id root </dev/null; id -u"),
+        )
+        sock, found, shadow, writes, escalate = results(message)
+        assert "No such file or directory" in sock.stdout and sock.stdout.rstrip().endswith("0")
+        assert canary_report(found.stdout) == CLEAN, found
+        assert shadow.return_code != 0 and "Permission denied" in shadow.stderr
+        assert writes.return_code != 0 and writes.stderr.count("Read-only file system") >= 3
+        assert escalate.stdout.endswith("1000\n")
+        assert "must be superuser" in escalate.stderr or "permission denied" in escalate.stderr.lower()
+        assert_usable(emulator, message.container.id)
 
 
 def test_kill_everything_leaves_the_sandbox_usable(docker_emulator):

@@ -192,6 +192,22 @@ def test_no_key_reaches_the_cassette(upstream, tmp_path):
     )
 
 
+def test_a_recorded_stream_is_on_disk_before_its_client_sees_the_end(upstream, tmp_path):
+    """A client that received a whole stream may count on its recording: the emulator could be killed the
+    next moment. So by the time `message_stop` arrives, the cassette already holds the interaction."""
+    cassette = tmp_path / "stream.yaml"
+    upstream.add_turn(bash("echo streamed"), text("done"))
+    on_disk_at_stop: list[int] = []
+    with (
+        recorder(upstream, cassette) as live,
+        live.anthropic_client().beta.messages.stream(**params()) as stream,
+    ):
+        for event in stream:
+            if event.type == "message_stop":
+                on_disk_at_stop.append(len(read_interactions(cassette)) if cassette.exists() else 0)
+    assert on_disk_at_stop == [1]
+
+
 def test_record_modes_follow_vcrpy(upstream, tmp_path):
     cassette = tmp_path / "modes.yaml"
     upstream.add_turn(text("recorded once"))
@@ -225,7 +241,7 @@ def test_record_modes_follow_vcrpy(upstream, tmp_path):
     assert bodies == ["a new episode", "re-recorded"]
     # none (replay's default) never forwards
     nothing = Emulator(mode="replay", cassette=tmp_path / "missing.yaml", upstream=upstream.base_url)
-    with nothing, pytest.raises(anthropic.APIStatusError, match="the cassette has no interactions"):
+    with nothing, pytest.raises(anthropic.APIStatusError, match=r"cassette file not found: .*missing\.yaml"):
         nothing.anthropic_client().beta.messages.create(**params("a"))
     assert len(upstream.requests) == 3  # once, new_episodes, all
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import yaml
@@ -23,7 +21,8 @@ from vcr.serializers import yamlserializer
 
 from emulator import Emulator
 from emulator.cassettes import Serializer, fixture_path, open_cassette
-from emulator.cassettes.matching import matchers
+from emulator.cassettes.format import UnreadableCassette
+from emulator.cassettes.matching import BodyMatcher, matchers
 
 RESPONSE = {"status": {"code": 200, "message": "OK"}, "headers": {}, "body": {"string": b"{}"}}
 
@@ -133,19 +132,9 @@ def test_repeated_requests_play_in_order_and_the_index_agrees_with_vcrpy(tmp_pat
         assert lookup.play_response(messages_request("other"))["body"]["string"] == b"other"
 
 
-def lookup_ms(cassette: Cassette, request_text: str, rounds: int) -> float:
-    timings = []
-    for _ in range(rounds):
-        cassette.rewind()
-        request = messages_request(request_text)
-        started = time.perf_counter()
-        assert cassette.can_play_response_for(request)
-        cassette.play_response(request)
-        timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
-
-
-def test_lookup_of_the_last_of_1000_interactions_is_under_2_ms(tmp_path):
+def test_the_index_finds_the_last_of_1000_interactions_without_scanning(tmp_path, monkeypatch):
+    """The index answers from one key: no body is compared with any recorded one, where vcrpy's own scan
+    runs the matchers on every interaction before the last. (How fast that is lives in `bench/`, P6.)"""
     path = tmp_path / "big.yaml"
     recording = open_cassette(path, "all")
     padding = "lorem ipsum " * 150  # ~2 kB prompts, like a real conversation's history
@@ -154,18 +143,26 @@ def test_lookup_of_the_last_of_1000_interactions_is_under_2_ms(tmp_path):
         recording.append(messages_request(f"{padding} question {number}"), {**RESPONSE, "body": body})
     recording._save()
 
+    compared: list[int] = []
+    original = BodyMatcher.__call__
+
+    def counting(self, r1, r2):
+        compared.append(1)
+        return original(self, r1, r2)
+
+    monkeypatch.setattr(BodyMatcher, "__call__", counting)
+    last = messages_request(f"{padding} question 999")
     indexed = open_cassette(path, "none")
-    ours_ms = lookup_ms(indexed, f"{padding} question 999", rounds=50)
+    assert indexed.can_play_response_for(last)
+    assert json.loads(indexed.play_response(last)["body"]["string"]) == {"id": 999}
+    assert compared == []
+
     linear = Cassette.load(path=str(path), serializer=Serializer, match_on=matchers())
-    vcrpy_ms = lookup_ms(linear, f"{padding} question 999", rounds=3)
-    print(
-        f"\nlookup of interaction 1000/1000: indexed {ours_ms:.3f} ms, vcrpy's linear scan {vcrpy_ms:.1f} ms"
-    )
-    assert ours_ms <= 2.0
-    assert vcrpy_ms > 10 * ours_ms
+    linear.play_response(messages_request(f"{padding} question 999"))
+    assert len(compared) >= 999
 
 
-def test_sdk_replay_of_a_large_cassette_stays_fast(tmp_path):
+def test_sdk_replays_the_last_of_a_large_cassette(tmp_path):
     """End to end through the SDK: the 1,000th answer of a 1,000-interaction cassette."""
     path = tmp_path / "sdk.yaml"
     recording = open_cassette(path, "all")
@@ -192,12 +189,10 @@ def test_sdk_replay_of_a_large_cassette_stays_fast(tmp_path):
     with Emulator(mode="replay", cassette=path) as replay:
         client = replay.anthropic_client()
         ask = {"model": "claude-sonnet-4-6", "max_tokens": 10}
-        client.beta.messages.create(**ask, messages=[{"role": "user", "content": "question 0"}])  # warm up
-        started = time.perf_counter()
+        first = client.beta.messages.create(**ask, messages=[{"role": "user", "content": "question 0"}])
         answer = client.beta.messages.create(**ask, messages=[{"role": "user", "content": "question 999"}])
-        elapsed_ms = (time.perf_counter() - started) * 1000
-    assert answer.content[0].text == "answer 999"
-    assert elapsed_ms < 100, elapsed_ms  # request, lookup and response; the lookup itself is ~0.1 ms
+        assert replay.cassette_edge is not None and replay.cassette_edge.unmatched == []
+    assert (first.content[0].text, answer.content[0].text) == ("answer 0", "answer 999")
 
 
 def test_bad_settings_fail_before_anything_starts(tmp_path):
@@ -206,3 +201,15 @@ def test_bad_settings_fail_before_anything_starts(tmp_path):
     with pytest.raises(ValueError, match="needs a cassette path"):
         Emulator(mode="replay")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "garbage", [b"interactions:\n- request: {method: POST\n  bad: [\n", b"\xff\xfe garbage"]
+)
+def test_an_unreadable_cassette_is_refused_and_left_untouched(tmp_path, garbage):
+    """vcrpy would load it as empty and a recording run would overwrite it."""
+    path = tmp_path / "broken.yaml"
+    path.write_bytes(garbage)
+    with pytest.raises(UnreadableCassette, match=r"broken\.yaml exists but cannot be read"):
+        Emulator(mode="record", cassette=path, upstream="http://127.0.0.1:9")
+    assert path.read_bytes() == garbage

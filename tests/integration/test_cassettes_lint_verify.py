@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -150,3 +151,62 @@ def test_verify_restores_uploaded_files_and_skips_what_it_cannot_rerun(capsys):
     assert code == 0, out
     assert "upload_and_output_file.yaml: ok (1 tool call(s) re-run" in out  # read $INPUT_DIR/data.csv again
     assert "recorded `unavailable` is not reproducible by re-running" in out
+
+
+OUTPUT_FILE_ID = "file_01MuKoaNbJh9AfRfYF5QmwpP"  # `total.csv`, written by the bash call of the fixture
+
+
+def test_verify_names_an_output_file_whose_recorded_name_differs(tmp_path, capsys):
+    drifted = tmp_path / "renamed.yaml"
+    rewrite_response(
+        fixture_path("upload_and_output_file"),
+        drifted,
+        2,  # GET /v1/files/{id}: the output file's metadata
+        lambda text: text.replace('"filename":"total.csv"', '"filename":"sum.csv"'),
+    )
+    code, out = run_cli(capsys, "cassettes", "verify", str(drifted))
+    assert code == 1, out
+    assert f"{drifted}: 1 drift(s)" in out
+    assert f"output file sum.csv ({OUTPUT_FILE_ID}): name: recorded 'sum.csv', today 'total.csv'" in out
+    assert "content" not in out  # the bytes are the same: only the name drifted
+
+
+def test_verify_names_an_output_file_whose_downloaded_content_differs(tmp_path, capsys):
+    drifted = tmp_path / "changed.yaml"
+    rewrite_response(
+        fixture_path("upload_and_output_file"),
+        drifted,
+        3,  # GET /v1/files/{id}/content: the output file's bytes
+        lambda text: text.replace("total,100\n", "total,99\n"),
+    )
+    assert read_interactions(drifted)[3].response_body == b"total,99\n"
+    code, out = run_cli(capsys, "cassettes", "verify", str(drifted))
+    assert code == 1, out
+    assert f"{drifted}: 1 drift(s)" in out
+    recorded, today = hashlib.sha256(b"total,99\n").hexdigest(), hashlib.sha256(b"total,100\n").hexdigest()
+    assert (
+        f"output file total.csv ({OUTPUT_FILE_ID}): content: recorded '9 bytes, sha256 {recorded[:16]}', "
+        f"today '10 bytes, sha256 {today[:16]}'" in out
+    )
+
+
+def test_verify_names_recorded_output_files_that_are_no_longer_written(tmp_path, capsys):
+    """The call now writes a different file than the recorded one and another besides: each is named."""
+    drifted = tmp_path / "other_files.yaml"
+    data = yaml.safe_load(fixture_path("upload_and_output_file").read_text())
+    request = data["interactions"][1]["request"]
+    body = json.loads(data["interactions"][1]["response"]["body"]["string"])
+    use = body["content"][0]
+    # rewrite what the call runs (the request is untouched: verify re-runs the recorded tool input)
+    use["input"]["command"] = use["input"]["command"].replace(
+        '"$OUTPUT_DIR/total.csv"', '"$OUTPUT_DIR/a.csv" && echo x > "$OUTPUT_DIR/b.csv"'
+    )
+    data["interactions"][1]["response"]["body"]["string"] = json.dumps(body)
+    data["interactions"][1]["request"] = request
+    drifted.write_text(yaml.safe_dump(data))
+    code, out = run_cli(capsys, "cassettes", "verify", str(drifted))
+    assert code == 1, out
+    assert "output files: recorded 1, today 2" in out
+    assert f"output file total.csv ({OUTPUT_FILE_ID}): recorded 'written', today 'not written'" in out
+    assert "output file a.csv: recorded 'not written', today 'written'" in out
+    assert "output file b.csv: recorded 'not written', today 'written'" in out

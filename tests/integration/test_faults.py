@@ -103,7 +103,7 @@ def test_every_http_error_as_the_sdk_exception(
     assert caught.value.request_id and caught.value.request_id.startswith("req_01")
     if status == 429:
         headers = caught.value.response.headers
-        assert headers["retry-after"] == "0" and "anthropic-ratelimit-requests-remaining" in headers
+        assert headers["retry-after-ms"] == "1" and "anthropic-ratelimit-requests-remaining" in headers
     assert anthropic_client.beta.messages.create(**PARAMS).type == "message"  # count=1: the next one passes
 
 
@@ -122,16 +122,18 @@ def test_sdk_specific_classes_for_402_413_529():
 
 
 def test_retried_529_succeeds_on_the_next_attempt(code_execution_emulator):
-    code_execution_emulator.inject(faults.http_error(529, count=2))
-    client = code_execution_emulator.anthropic_client(max_retries=2)
+    code_execution_emulator.inject(faults.http_error(529, count=3))
+    client = code_execution_emulator.anthropic_client(max_retries=3)
 
     started = time.monotonic()
     message = client.beta.messages.create(**PARAMS)
     elapsed = time.monotonic() - started
 
     assert message.type == "message"
-    assert len(code_execution_emulator.requests) == 3
-    assert elapsed < 5  # generous: the retry-after headers are 0, so the SDK does not sleep
+    assert len(code_execution_emulator.requests) == 4
+    # `retry-after-ms: 1` makes the SDK wait 1 ms per retry; with 0 it would fall back to its own backoff,
+    # 0.5 + 1 + 2 s (less jitter) for these three retries
+    assert elapsed < 0.25
 
 
 def test_should_retry_header_controls_the_sdk(code_execution_emulator):

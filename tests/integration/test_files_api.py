@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import anthropic
 import pytest
@@ -13,6 +13,8 @@ from anthropic.types.file_expired_error import FileExpiredError
 from anthropic.types.file_not_downloadable_error import FileNotDownloadableError
 
 from emulator import bash, faults
+from emulator.app.files import MULTIPART_OVERHEAD_BYTES
+from emulator.state.files import DEFAULT_MAX_FILE_BYTES
 from emulator.wire.schemas import default_store
 
 TOOL = {"type": "code_execution_20250825", "name": "code_execution"}
@@ -288,16 +290,27 @@ def test_uploads_are_not_downloadable(anthropic_client):
 @pytest.mark.code_execution_emulator(manual_clock=True)
 def test_expired_files(code_execution_emulator):
     client = code_execution_emulator.anthropic_client()
+    http = raw(code_execution_emulator)
     uploaded = upload(client, expires_in_seconds=3600)
+    kept = upload(client, "kept.csv")
     # `created_at` has millisecond precision, `expires_at` is exactly an hour after the upload
     assert abs((uploaded.expires_at - uploaded.created_at).total_seconds() - 3600) < 0.001
     output_id = copy_through_container(code_execution_emulator, client, uploaded.id, "data.csv")
     code_execution_emulator.clock.advance(timedelta(seconds=3601))
-    # metadata stays visible; the content and container_upload of it are gone
-    assert client.beta.files.retrieve_metadata(uploaded.id).expires_at is not None
-    with pytest.raises(FileExpiredError) as caught:
-        client.beta.files.download(uploaded.id)
-    assert isinstance(caught.value, anthropic.NotFoundError) and caught.value.error_code == "file_expired"
+    # metadata, content and container_upload all give the same 404 `file_expired`
+    for call in (
+        client.beta.files.retrieve_metadata,
+        client.beta.files.download,
+        client.files.retrieve_metadata,
+    ):
+        with pytest.raises(FileExpiredError) as caught:
+            call(uploaded.id)
+        assert isinstance(caught.value, anthropic.NotFoundError) and caught.value.error_code == "file_expired"
+        assert caught.value.body["error"] == {
+            "type": "not_found_error",
+            "message": f"File has expired: {uploaded.id}",
+            "details": {"error_code": "file_expired"},
+        }
     with pytest.raises(FileExpiredError):
         client.beta.messages.create(
             model=MODEL,
@@ -305,7 +318,93 @@ def test_expired_files(code_execution_emulator):
             tools=[TOOL],
             messages=[{"role": "user", "content": [{"type": "container_upload", "file_id": uploaded.id}]}],
         )
+    # and lists leave it out, in both schemes and by id, while it still works as a cursor
+    assert [f.id for f in client.beta.files.list()] == [output_id, kept.id]
+    assert [f.id for f in client.beta.files.list(limit=1)] == [output_id, kept.id]  # walks next_page
+    listed = http.get("/v1/files", params={"ids": f"{uploaded.id},{kept.id}"}).json()
+    assert [f["id"] for f in listed["data"]] == [kept.id]
+    older = http.get("/v1/files", params={"limit": 1, "after_id": kept.id}).json()
+    assert (older["data"], older["has_more"]) == ([], False)
+    newer = http.get("/v1/files", params={"before_id": uploaded.id}).json()
+    assert [f["id"] for f in newer["data"]] == [output_id, kept.id]
     assert client.beta.files.download(output_id).read() == b"item,value\napple,30\nbanana,70\n"
+    # deleting an expired file is still allowed (clean-up), and then it is simply unknown
+    assert client.beta.files.delete(uploaded.id).type == "file_deleted"
+    with pytest.raises(anthropic.NotFoundError) as gone:
+        client.beta.files.retrieve_metadata(uploaded.id)
+    assert gone.value.body["error"]["message"] == f"File not found: {uploaded.id}"
+
+
+@pytest.mark.code_execution_emulator(manual_clock=True)
+def test_page_full_of_expired_files_still_finds_the_live_ones(code_execution_emulator):
+    """Expired files are skipped while paging, so a page is never cut short by them."""
+    client = code_execution_emulator.anthropic_client()
+    live = [upload(client, f"live{i}.csv").id for i in range(3)]
+    for i in range(300):  # more than one scan batch of expired files between the live ones and the cursor
+        code_execution_emulator.files.add(
+            [b"x"],
+            filename=f"old{i}.csv",
+            mime_type="text/csv",
+            downloadable=False,
+            expires_at=code_execution_emulator.files.expiry(3600),
+        )
+    newest = upload(client, "newest.csv").id
+    code_execution_emulator.clock.advance(timedelta(hours=2))
+    page = raw(code_execution_emulator).get("/v1/files", params={"limit": 2}).json()
+    assert ([f["id"] for f in page["data"]], page["has_more"]) == ([newest, live[2]], True)
+    assert [f.id for f in client.beta.files.list(limit=2)] == [newest, *reversed(live)]
+
+
+@pytest.mark.code_execution_emulator(manual_clock=True)
+def test_expires_at_has_millisecond_precision_like_created_at(code_execution_emulator):
+    code_execution_emulator.clock.set(datetime(2026, 7, 9, 2, 42, 51, 126789, tzinfo=UTC))
+    http = raw(code_execution_emulator)
+    response = http.post(
+        "/v1/files",
+        files={"file": ("data.csv", b"a,b\n", "text/csv")},
+        data={"expires_in_seconds": "3600"},
+    )
+    assert response.status_code == 200, response.text
+    created = response.json()
+    assert (created["created_at"], created["expires_at"]) == (
+        "2026-07-09T02:42:51.126000Z",
+        "2026-07-09T03:42:51.126000Z",
+    )
+    listed = http.get(f"/v1/files/{created['id']}").json()
+    assert listed["expires_at"] == "2026-07-09T03:42:51.126000Z"
+    # the stored moment is the one on the wire: it expires exactly then, not 0.789 ms later
+    code_execution_emulator.clock.set(datetime(2026, 7, 9, 3, 42, 51, 126000, tzinfo=UTC))
+    assert http.get(f"/v1/files/{created['id']}").status_code == 404
+
+
+def test_default_size_limit_is_500_decimal_megabytes(code_execution_emulator):
+    """The docs' "500 MB" is 500,000,000 bytes: a body declaring more than that (plus the multipart framing)
+    is refused before a byte of it is read."""
+    assert DEFAULT_MAX_FILE_BYTES == 500_000_000
+    assert code_execution_emulator.files.max_file_bytes == 500_000_000
+    boundary = "zz"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\nx\r\n--{boundary}--\r\n"
+    ).encode()
+    declared = 500_000_000 + MULTIPART_OVERHEAD_BYTES + 1  # under 500 MiB: accepted with the old reading
+
+    def chunks():
+        yield body
+
+    response = raw(code_execution_emulator).post(
+        "/v1/files",
+        content=chunks(),
+        headers={
+            "content-type": f"multipart/form-data; boundary={boundary}",
+            "content-length": str(declared),
+        },
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == {
+        "type": "request_too_large",
+        "message": "File exceeds the maximum allowed size of 500000000 bytes",
+    }
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from anthropic.types.beta import (
     BetaBashCodeExecutionResultBlock,
     BetaBashCodeExecutionToolResultBlock,
@@ -16,7 +17,7 @@ from anthropic.types.beta import (
     BetaTextEditorCodeExecutionViewResultBlock,
 )
 
-from emulator import bash, create, python, str_replace, text, text_editor, view
+from emulator import Emulator, bash, create, python, str_replace, text, text_editor, view
 from emulator.wire.validation import validate_response
 
 
@@ -191,3 +192,21 @@ def test_model_alias_resolves_to_dated_id(code_execution_emulator, ask):
     code_execution_emulator.add_turn(text("hello"))
 
     assert ask(model="claude-sonnet-4-5").model == "claude-sonnet-4-5-20250929"
+
+
+@pytest.mark.parametrize(("fidelity", "stdout"), [("2026", "37170"), ("2025", "37170\n")])
+def test_python_stdout_ends_as_the_recordings_of_its_era_do(fidelity, stdout):
+    """2026 recordings strip a Python run's final newline; 2025 ones (claude-sonnet-4-20250514) keep it."""
+    with Emulator(fidelity=fidelity) as emulator:
+        emulator.add_turn(python("print(37170)"), bash("echo 37170"))
+        message = emulator.anthropic_client().beta.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=100,
+            tools=[{"type": "code_execution_20250825", "name": "code_execution"}],
+            messages=[{"role": "user", "content": "go"}],
+        )
+    python_result, bash_result = (
+        block.content for block in message.content if block.type.endswith("_result")
+    )
+    assert python_result.stdout == stdout
+    assert bash_result.stdout == "37170\n"  # bash keeps it in every era

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from emulator import bash, create, text
-from emulator.wire.sse import SSEEvent, grammar_problems, parse_sse, shape_of
+from emulator.wire.sse import SSEEvent, grammar_problems, misplaced_pings, parse_sse, shape_of
 
 TOOL = {"type": "code_execution_20250825", "name": "code_execution"}
 #: a recording made to reproduce a client bug: block starts reuse the previous index (see SOURCES.md)
@@ -25,11 +25,21 @@ def split_streams(events: list[SSEEvent]) -> list[list[SSEEvent]]:
     return streams
 
 
+def chunk_file_sse(path: Path) -> str:
+    """A `*.chunks.txt` recording (one `data:` payload a line, `event:` lines stripped) framed back into the
+    SSE it came from, so that it goes through the same parser as our streams."""
+    framed = [
+        f"event: {json.loads(line)['type']}\ndata: {line}\n\n"
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    return "".join(framed)
+
+
 def recorded_streams(real_api_dir: Path) -> dict[str, list[list[SSEEvent]]]:
     found: dict[str, list[list[SSEEvent]]] = {}
     for path in sorted(real_api_dir.rglob("*.chunks.txt")):
-        events = [SSEEvent(None, json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
-        found[path.name] = split_streams(events)
+        found[path.name] = split_streams(parse_sse(chunk_file_sse(path)))
     for path in sorted(real_api_dir.rglob("*.yaml")):
         for number, interaction in enumerate(yaml.safe_load(path.read_text())["interactions"]):
             body = interaction["response"].get("body", {})
@@ -49,6 +59,25 @@ def test_every_recorded_stream_parses_and_follows_the_grammar(real_api_dir):
             if problems:
                 irregular[name] = problems
     assert set(irregular) == KNOWN_IRREGULAR, irregular
+
+
+def test_chunk_recordings_parse_to_one_event_a_line(real_api_dir):
+    paths = sorted(real_api_dir.rglob("*.chunks.txt"))
+    assert paths
+    for path in paths:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        events = parse_sse(chunk_file_sse(path))
+        assert [event.data for event in events] == [json.loads(line) for line in lines], path.name
+        assert all(event.event == event.data["type"] for event in events)
+
+
+def test_recorded_pings_are_where_ours_may_go(real_api_dir):
+    pings = 0
+    for name, parsed in recorded_streams(real_api_dir).items():
+        for stream in parsed:
+            assert misplaced_pings(stream) == [], name
+            pings += sum(event.data["type"] == "ping" for event in stream)
+    assert pings >= 10  # the rule is drawn from real pings, not from their absence
 
 
 def test_raw_recorded_sse_with_padding_and_spaced_ping_parses(real_api_dir):

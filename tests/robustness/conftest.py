@@ -15,8 +15,15 @@ from tests.docker.conftest import docker_client, sandbox_image  # noqa: F401  (f
 
 MiB = 1024 * 1024
 
-#: small /tmp and file-size caps so the fill probes finish in a second, well below the 5 GiB disk
-BATTERY_LIMITS: dict[str, Any] = {"timeout_s": 30, "tmp_bytes": 16 * MiB, "file_size_bytes": 4 * MiB}
+#: small /tmp and file-size caps so the fill probes finish in a second, well below the 5 GiB disk; a 512 MiB
+#: workspace (Docker's loop image: ~34k inodes) so the inode probe reaches ENOSPC in seconds. Below ~512 MiB
+#: mkfs.ext4 picks its "small" profile, whose metadata overhead makes the report's quota check say NO.
+BATTERY_LIMITS: dict[str, Any] = {
+    "timeout_s": 30,
+    "tmp_bytes": 16 * MiB,
+    "file_size_bytes": 4 * MiB,
+    "disk_bytes": 512 * MiB,
+}
 
 BACKENDS = ["local", pytest.param("docker", marks=pytest.mark.docker)]
 

@@ -9,7 +9,11 @@ Where the local backend cannot enforce something on this machine, the test asser
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +23,8 @@ import pytest
 
 from emulator import Emulator, bash, create, python, str_replace, view
 
+from .canaries import CLEAN, ENV_NAME, plant_host_canaries
+from .canaries import report as canary_report
 from .conftest import BATTERY_LIMITS, MiB
 
 CODE_EXECUTION_TOOL = {"type": "code_execution_20250825", "name": "code_execution"}
@@ -116,7 +122,6 @@ except OSError as e:
 print(err, total)
 """
     (fill,) = box.run(python(code))
-    print("DEBUG", box.backend, fill.stdout)
     err, total = fill.stdout.split()
     (clean,) = box.run(bash("rm -f /tmp/fill*; echo after > /tmp/after && cat /tmp/after"))
     assert clean.stdout == "after\n"
@@ -131,37 +136,50 @@ print(err, total)
         assert (err, int(total)) == ("None", 32 * MiB)
 
 
-@pytest.mark.slow
-def test_inode_exhaustion_in_workspace(box):
-    code = r"""
-import errno, os, time
+INODES = r"""
+import errno, os, sys, time
+cap, seconds = int(sys.argv[1]), float(sys.argv[2])
 os.mkdir('inodes')
-deadline = time.monotonic() + 15
+deadline = time.monotonic() + seconds
 n, err = 0, None
 try:
-    while n < 200_000 and time.monotonic() < deadline:
+    while n < cap and time.monotonic() < deadline:
         os.close(os.open(f'inodes/{n}', os.O_CREAT | os.O_WRONLY, 0o644))
         n += 1
 except OSError as e:
     err = errno.errorcode[e.errno]
 st = os.statvfs('/workspace')
-print(n, err, st.f_files)
+print(n, err, st.f_files, st.f_ffree)
 """
+
+
+@pytest.mark.slow
+def test_inode_exhaustion_in_workspace(box):
+    """Docker: the workspace is its own small ext4 image (`BATTERY_LIMITS["disk_bytes"]`), so creating
+    files really runs out of inodes (ENOSPC) at the image's inode count, and `rm -rf` gives them back.
+    Local: the workspace is a directory of the host's filesystem (the report says there is no disk quota),
+    so the probe stops at its own cap without an error, having used the host's inode table."""
+    docker = box.backend == "docker"
+    cap, seconds = (1_000_000, 25) if docker else (20_000, 15)
     started = time.monotonic()
-    (fill,) = box.run(python(code))
-    print("DEBUG", box.backend, fill.stdout)
-    n, err, files = fill.stdout.split()
-    (clean,) = box.run(bash("rm -rf inodes && touch after && ls after"))
+    fill, clean = box.run(
+        bash("cat > /tmp/inodes.py <<'EOF'\n" + INODES + f"EOF\npython3 /tmp/inodes.py {cap} {seconds}"),
+        bash("rm -rf inodes /tmp/inodes.py && touch after && ls after && rm after"),
+    )
     box.timings["inodes"] = time.monotonic() - started
-    assert clean.stdout == "after\n"
-    assert err in ("None", "ENOSPC"), fill
-    assert int(n) > 10_000
-    if box.backend == "docker":
-        # the workspace is its own filesystem: its inode table is the loop image's, not the host's
+    n, err, files, free = fill.stdout.split()
+    assert clean.stdout == "after\n", clean
+    if docker:
         assert box.check("workspace disk quota") is True
-        assert 0 < int(files) < 2_000_000
+        # the image's own inode table (~34k for 512 MiB), exhausted: only a handful of inodes were in use
+        assert err == "ENOSPC", fill
+        assert int(free) == 0 and int(files) < 100_000
+        assert int(files) - 64 < int(n) < int(files), fill
     else:
         assert box.check("disk quota") is False
+        assert (err, int(n)) == ("None", cap), fill
+        host = os.statvfs(_host_workspace(box))
+        assert int(files) == host.f_files  # the host filesystem's inode table, not a per-sandbox one
 
 
 def test_file_size_limit(box):
@@ -241,7 +259,6 @@ print(wall, cpu)
 """
     (r,) = box.run(python(code))
     wall, cpu = map(float, r.stdout.split())
-    print("DEBUG", box.backend, wall, cpu)
     box.timings["cpu"] = cpu / wall
     if box.check("cpu quota"):
         assert cpu <= 1.3 * wall, (wall, cpu)
@@ -290,7 +307,6 @@ def test_text_editor_traversal_and_nul_paths(box, tmp_path):
         create(f"/tmp/{escape}\x00/../x", "nul\n"),
     ]
     out = box.run(*steps)
-    print("DEBUG", box.backend, out)
     assert len(out) == len(steps)
     passwd, escaped, *rest = out
     assert _error_code(passwd) in (None, "file_not_found", "invalid_tool_input")
@@ -326,3 +342,266 @@ def test_mount_userns_and_setuid_refused(box):
     assert "rc=0" not in su.stdout
     (gone,) = box.run(bash("grep -c ' /tmp/m ' /proc/mounts || true"))
     assert gone.stdout == "0\n"
+
+
+# ---------------------------------------------------------------------------- containers apart
+
+
+#: keeps a process named `ce-peer-<me>` alive while it lists the argv[0] of every process it can see
+PEERS = r"""
+import os, subprocess, time
+me = open('/workspace/me.txt').read().strip()
+child = subprocess.Popen(['bash', '-c', f'exec -a ce-peer-{me} sleep 30'])
+start, seen = time.time(), set()
+while time.time() < start + 4:
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                argv0 = open(f'/proc/{d}/cmdline', 'rb').read().split(b'\0')[0].decode()
+            except OSError:
+                continue
+            if argv0.startswith('ce-peer-'):
+                seen.add(argv0)
+    time.sleep(0.1)
+child.kill()
+print(start, time.time(), ','.join(sorted(seen)))
+"""
+
+
+def _host_workspace(box: Box) -> Path | None:
+    """Where the box's /workspace lives on the host (None: in a Docker volume, not on a host path)."""
+    sandbox = box.emulator.runtime.services.backend.open(box.container)
+    if box.backend == "local":
+        return sandbox.workspace_dir
+    workspace = sandbox.workspace
+    return workspace.mountpoint / "workspace" if getattr(workspace, "kind", None) == "loop" else None
+
+
+def test_two_containers_see_neither_each_others_files_nor_processes(battery_emulator):
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = Box(battery_emulator), Box(battery_emulator)
+    secret = secrets.token_hex(8)
+    head, tail = secret[:8], secret[8:]
+    # A keeps a secret in its workspace, its /tmp and its output directory; each box learns its name
+    a.run(
+        create("me.txt", "a\n"),
+        create(f"{secret}.txt", f"{secret}\n"),
+        bash(f'echo {secret} > /tmp/{secret}; echo {secret} > "$OUTPUT_DIR/{secret}"'),
+    )
+    b.run(create("me.txt", "b\n"))
+    assert a.container != b.container
+    a_workspace = _host_workspace(a)
+    search = (
+        f's={head}; s=${{s}}{tail}; ls -A /workspace /tmp "$OUTPUT_DIR" /files/input; '
+        'grep -rlsI --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=usr "$s" /; '
+        'find / \\( -path /proc -o -path /sys -o -path /usr \\) -prune -o -name "$s*" -print 2>/dev/null; '
+        "echo end"
+    )
+    steps = [bash(search), view(f"/workspace/{secret}.txt"), view(f"/tmp/{secret}")]
+    if a_workspace is not None:
+        steps.append(view(str(a_workspace / f"{secret}.txt")))
+    found, *views = b.run(*steps)
+    assert secret not in found.stdout and "me.txt" in found.stdout and found.stdout.endswith("end\n"), found
+    for r in views:
+        assert _error_code(r) in ("file_not_found", "invalid_tool_input"), r
+    # positive control: the same search in A finds the secret three times over
+    (own,) = a.run(bash(search))
+    assert own.stdout.count(secret) >= 6, own
+
+    # processes: both scan /proc for 4 s at the same time, each keeping a marked process alive meanwhile.
+    # The two scripted turns are identical (each reads its name from me.txt), so which concurrent request
+    # takes which queued turn does not matter.
+    def scan(box: Box) -> tuple[float, float, str]:
+        (r,) = box.run(python(PEERS))
+        start, end, seen = [*r.stdout.split(), ""][:3]
+        return float(start), float(end), seen
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        (a_start, a_end, a_seen), (b_start, b_end, b_seen) = pool.map(scan, (a, b))
+    assert min(a_end, b_end) - max(a_start, b_start) > 2.0  # the two scans really overlapped
+    assert (a_seen, b_seen) == ("ce-peer-a", "ce-peer-b")  # each saw its own marked process only
+    a.assert_usable()
+    b.assert_usable()
+
+
+# ------------------------------------------------------------------------------------ symlinks
+
+
+def test_symlink_out_of_the_workspace_is_not_followed(box, tmp_path):
+    """A symlink in the workspace pointing at a host file (or the sandbox's own /etc) is resolved inside
+    the sandbox by view/create/str_replace: the host file is never read nor written."""
+    secret = "host-secret-" + secrets.token_hex(6)
+    in_tmp = Path("/tmp", f"ce-host-canary-{secrets.token_hex(6)}")  # world-readable, in the host's /tmp
+    private = tmp_path / "host-canary.txt"
+    host_hostname = Path("/etc/hostname").read_text() if Path("/etc/hostname").exists() else None
+    try:
+        for path in (in_tmp, private):
+            path.write_text(f"{secret}\n")
+            path.chmod(0o644)
+        before = {path: path.stat().st_mtime_ns for path in (in_tmp, private)}
+        made = box.run(
+            bash(f"ln -s {in_tmp} evil_tmp; ln -s {private} evil_private; ln -s /etc/hostname evil_etc"),
+            bash("ln -s / root"),
+        )
+        assert [r.return_code for r in made] == [0, 0], made
+        looked = box.run(
+            view("evil_tmp"),
+            view("evil_private"),
+            view(f"root{in_tmp}"),
+            view(f"/workspace/root{private}"),
+            view("evil_etc"),
+        )
+        *dangling, etc = looked
+        for r in dangling:  # the targets do not exist inside the sandbox
+            assert _error_code(r) in ("file_not_found", "invalid_tool_input"), r
+        # the sandbox's own /etc/hostname (or a refusal), never the host's
+        if _error_code(etc) is None:
+            assert (
+                etc.content.strip() == "sandbox" and etc.content.strip() != (host_hostname or "").strip()
+            ), etc
+        else:
+            assert _error_code(etc) in ("file_not_found", "invalid_tool_input"), etc
+        wrote = box.run(
+            str_replace("evil_tmp", secret, "pwned"),
+            str_replace("evil_private", secret, "pwned"),
+            create("evil_tmp", "pwned via create\n"),
+            create("evil_private", "pwned via create\n"),
+            create(f"root{private}", "pwned via create\n"),
+            create("evil_etc", "pwned\n"),
+        )
+        for r in wrote[:2]:
+            assert _error_code(r) in ("file_not_found", "invalid_tool_input"), r
+        for path in (in_tmp, private):
+            assert path.read_text() == f"{secret}\n" and path.stat().st_mtime_ns == before[path], path
+        if host_hostname is not None:
+            assert Path("/etc/hostname").read_text() == host_hostname
+        (cat,) = box.run(bash("cat evil_tmp evil_private evil_etc 2>&1; rm -f evil_* root; echo end"))
+        assert secret not in cat.stdout and cat.stdout.endswith("end\n"), cat
+    finally:
+        in_tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------- host secrets
+
+
+@pytest.mark.slow
+def test_host_canaries_are_invisible_to_the_local_sandbox(monkeypatch, tmp_path):
+    """The environment variable and the host files exist before the emulator starts; the bwrap tier shows
+    the sandbox neither (nor /root at all). The Docker twin is in tests/docker/test_docker_hostile.py."""
+    with (
+        plant_host_canaries(monkeypatch) as canaries,
+        Emulator(backend="local", state_dir=tmp_path / "state", limits=BATTERY_LIMITS) as emulator,
+    ):
+        box = Box(emulator)
+        assert os.environ[ENV_NAME] == canaries.token  # the emulator process has it
+        found, root = box.run(bash(canaries.search_script()), bash("ls -A /root 2>&1; echo rc=$?"))
+        report = emulator.isolation()
+        if report.backend == "local/bwrap":
+            assert {c.name: c.in_effect for c in report.checks}["read-only host filesystem"] is True
+            assert canary_report(found.stdout) == CLEAN, found
+            # the host's /root is not mounted: at most the path down to a Python prefix living under it
+            listed = root.stdout.splitlines()
+            if listed[-1] == "rc=0":
+                prefix = Path(sys.base_prefix)
+                allowed = {prefix.relative_to("/root").parts[0]} if prefix.is_relative_to("/root") else set()
+                assert set(listed[:-1]) <= allowed, root
+            else:
+                assert "No such file or directory" in root.stdout, root
+        else:
+            # isolation "none": the agent is a host process and the report says the host is unprotected
+            assert report.backend == "local/none" and report.warnings, report
+        box.assert_usable()
+
+
+# ----------------------------------------------------------------------------------- ptrace, i386
+
+#: runs machine code in an RWX page: `int 0x80` (the i386 syscall entry) with eax=argv[1], ebx, ecx
+INT80 = r"""
+import ctypes, mmap, sys
+nr, a, b = (int(x) for x in sys.argv[1:4])
+code = (b'\x53' + b'\xb8' + nr.to_bytes(4, 'little') + b'\xbb' + a.to_bytes(4, 'little')
+        + b'\xb9' + b.to_bytes(4, 'little') + b'\x31\xd2\xcd\x80\x5b\xc3')  # ..; int 0x80; pop rbx; ret
+page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(code)
+call = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+print('returned', call(), flush=True)
+"""
+
+
+def test_ptrace_attach_to_init_and_agent_fails(box):
+    code = r"""
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+chain, p = [], os.getppid()
+while p > 1:
+    chain.append(p)
+    p = int(open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[1])
+for pid in [1] + chain:
+    ctypes.set_errno(0)
+    rc = libc.ptrace(16, pid, 0, 0)  # PTRACE_ATTACH
+    print(pid, rc, errno.errorcode.get(ctypes.get_errno()))
+"""
+    (r,) = box.run(python(code))
+    lines = r.stdout.splitlines()
+    assert len(lines) >= 2, r  # pid 1 and at least the agent above this probe
+    for line in lines:
+        _pid, rc, err = line.split()
+        assert (rc, err) == ("-1", "EPERM"), r
+
+
+def test_i386_int80_socket_vsock_is_killed_by_seccomp(box):
+    (r,) = box.run(
+        bash(
+            "cat > /tmp/int80.py <<'EOF'\n" + INT80 + "EOF\n"
+            "python3 /tmp/int80.py 359 40 1; echo socket=$?\n"  # i386 socket(AF_VSOCK, SOCK_STREAM, 0)
+            "python3 /tmp/int80.py 102 1 0; echo socketcall=$?\n"  # i386 socketcall(SYS_SOCKET, NULL)
+            "rm /tmp/int80.py"
+        )
+    )
+    # 159 = 128 + SIGSYS: the filter kills any non-x86_64 system call before it runs
+    assert r.stdout == "socket=159\nsocketcall=159\n", r
+    assert "returned" not in r.stdout and "Bad system call" in r.stderr
+
+
+def test_bash_fork_bomb_is_contained_locally(tmp_path):
+    limits = {**BATTERY_LIMITS, "timeout_s": 3}
+    with Emulator(backend="local", state_dir=tmp_path / "state", limits=limits) as emulator:
+        box = Box(emulator)
+        box.run(bash("echo warm"))
+        latencies: list[float] = []
+        stop = threading.Event()
+
+        def host_probe() -> None:
+            while not stop.is_set():
+                started = time.monotonic()
+                subprocess.run(["true"], check=True)
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.2)
+
+        prober = threading.Thread(target=host_probe, daemon=True)
+        prober.start()
+        started = time.monotonic()
+        try:
+            # as typed, and with the shell waiting on what it started
+            bomb, held = box.run(bash(":(){ :|:& };:"), bash(":(){ :|:& };: ; wait"))
+        finally:
+            stop.set()
+            prober.join()
+        elapsed = time.monotonic() - started
+        assert elapsed < 2 * (3 + 10)
+        assert box.check("pids cgroup") is True  # what holds the bomb at 256 processes
+        for r in (bomb, held):
+            # the top-level `:` returns at once and what it left running is killed when the command returns
+            # (or, if it is still running at the deadline, killed then)
+            if r.type == "bash_code_execution_result":
+                assert r.return_code == 0, r
+            else:
+                assert r.error_code == "execution_time_exceeded", r
+        # the pids limit was reached: bash reports its fork retries (in whichever call returned a result;
+        # on a loaded machine both may run into the deadline instead, which the loop above accepts)
+        stderr = "".join(getattr(r, "stderr", "") for r in (bomb, held))
+        if any(r.type == "bash_code_execution_result" for r in (bomb, held)):
+            assert "fork: retry: Resource temporarily unavailable" in stderr
+        assert latencies and max(latencies) < 1.0, latencies  # the host kept forking promptly
+        box.assert_usable()

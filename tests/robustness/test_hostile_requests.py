@@ -1,7 +1,10 @@
 """Hostile requests: whatever arrives, every answer is a success or a 4xx in the API's envelope, never a 5xx,
 a traceback, a hang or a dead server.
 
-The CI run is fixed-seed and small; set CE_FUZZ_EXAMPLES (e.g. 10000) for a nightly-sized run.
+Size knob: `CE_FUZZ_EXAMPLES` (default 150) is the number of Hypothesis examples of each fuzz test. The CI run
+is fixed-seed (derandomized) and small; the nightly run is
+`CE_FUZZ_EXAMPLES=10000 python -m pytest tests/robustness/test_hostile_requests.py -p no:cacheprovider`
+(see docs/robustness.md for its measured size and duration). The per-test timeout grows with the knob.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from hypothesis import strategies as st
 
 from emulator import Emulator
 
+#: examples per fuzz test: 150 in CI, >= 10000 for the nightly run (docs/robustness.md)
 EXAMPLES = int(os.environ.get("CE_FUZZ_EXAMPLES", "150"))
+#: pytest-timeout's budget for one fuzz test: the configured 120 s, plus 0.1 s per example for big runs
+FUZZ_TIMEOUT_S = max(120, int(EXAMPLES * 0.1) + 120)
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -106,6 +112,7 @@ def fuzz_target():
         yield emulator, http
 
 
+@pytest.mark.timeout(FUZZ_TIMEOUT_S)
 @FUZZ
 @given(endpoint=st.sampled_from(ENDPOINTS), body=raw_bodies, content_type=content_types)
 def test_any_body_to_any_endpoint(fuzz_target, endpoint, body, content_type):
@@ -118,6 +125,7 @@ def test_any_body_to_any_endpoint(fuzz_target, endpoint, body, content_type):
     emulator.runtime.services.faults.clear()
 
 
+@pytest.mark.timeout(FUZZ_TIMEOUT_S)
 @FUZZ
 @given(
     method=st.sampled_from(["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "POST"]),
@@ -147,31 +155,54 @@ def test_server_survives_slow_and_broken_clients():
         assert answer.status_code == 200
 
 
-def test_concurrent_conversations_do_not_cross_talk():
+#: the second turn of each conversation: its file, then the marked processes it can see while its own
+#: marked process (named after the conversation, read from the file) is alive
+SECOND_TURN = (
+    "```bash\n"
+    'name=ce-proc-$(cat mine.txt); (exec -a "$name" sleep 30) & sleep 1; cat mine.txt; ls | wc -l; '
+    "for f in /proc/[0-9]*/cmdline; do tr '\\0' '\\n' < $f | head -1; done 2>/dev/null "
+    "| grep -E '^ce-proc-conversation-[0-9]+$' | sort | tr '\\n' ' '\n"
+    "```"
+)
+
+
+@pytest.mark.parametrize(
+    ("backend", "conversations"),
+    [("local", 32), pytest.param("docker", 8, marks=[pytest.mark.docker, pytest.mark.slow])],
+)
+def test_concurrent_conversations_do_not_cross_talk(backend, conversations, request, tmp_path):
+    """Conversations in flight at once, each in its own container: each sees only its own file and, while
+    all of them hold a marked process alive, only its own marked process."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    with Emulator() as emulator:
+    if backend == "docker":
+        request.getfixturevalue("sandbox_image")
+    together = threading.Barrier(conversations, timeout=120)
+    with Emulator(backend=backend, state_dir=tmp_path / "state") as emulator:
         base_url = emulator.start_server()
 
-        def conversation(number: int) -> tuple[str, str]:
+        def conversation(number: int) -> tuple[str, str, str]:
             import anthropic
 
-            client = anthropic.Anthropic(base_url=base_url, api_key="k", max_retries=0)
+            client = anthropic.Anthropic(base_url=base_url, api_key="k", max_retries=0, timeout=120)
             marker = f"conversation-{number}"
             first = client.beta.messages.create(
                 **VALID
                 | {"messages": [{"role": "user", "content": f"```bash\necho {marker} > mine.txt; ls\n```"}]}
             )
+            together.wait()  # every container exists: the second turns run side by side
             second = client.beta.messages.create(
                 **VALID
                 | {
                     "container": first.container.id,
-                    "messages": [{"role": "user", "content": "```bash\ncat mine.txt; ls | wc -l\n```"}],
+                    "messages": [{"role": "user", "content": SECOND_TURN}],
                 }
             )
-            return marker, second.content[1].content.stdout
+            return marker, first.container.id, second.content[1].content.stdout
 
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            results = list(pool.map(conversation, range(32)))
-    for marker, stdout in results:
-        assert stdout == f"{marker}\n1\n"
+        with ThreadPoolExecutor(max_workers=conversations) as pool:
+            results = list(pool.map(conversation, range(conversations)))
+    assert len({container for _, container, _ in results}) == conversations
+    for marker, _, stdout in results:
+        assert stdout == f"{marker}\n1\nce-proc-{marker} ", stdout

@@ -101,6 +101,24 @@ def test_expiry_follows_the_clock(tmp_path, clock):
     database.close()
 
 
+def test_expires_at_is_kept_in_milliseconds_and_expired_files_are_not_listed(tmp_path, clock):
+    database, store = open_store(tmp_path, clock)
+    given = START + timedelta(hours=1)  # microsecond 123456, as a caller might compute it
+    expiring = add(store, "e", expires_at=given)
+    assert expiring.expires_at == given.replace(microsecond=123000)
+    assert store.get(expiring.id).expires_at == expiring.expires_at  # the stored value is the same
+    assert store.expiry(60) == (START + timedelta(seconds=60)).replace(microsecond=123000)
+    plain = add(store, "p")
+    assert [r.id for r in store.page(limit=5).records] == [plain.id, expiring.id]
+    clock.set(expiring.expires_at)  # expired from that very millisecond on
+    assert [r.id for r in store.page(limit=5).records] == [plain.id]
+    assert [r.id for r in store.page(limit=5, before_id=expiring.id).records] == [plain.id]
+    assert store.page(limit=5, after_id=expiring.id).records == []  # an expired file is still a cursor
+    assert [r.id for r in store.find([expiring.id, plain.id])] == [plain.id]
+    assert store.get(expiring.id).expired(clock.now())  # `get` still has it: the API layer says file_expired
+    database.close()
+
+
 def test_containers_persist_in_the_database(tmp_path, clock):
     database = Database.in_state_dir(tmp_path)
     containers = ContainerStore(clock, database)
