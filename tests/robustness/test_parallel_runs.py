@@ -4,7 +4,6 @@ workspace mount or loop device of the run either."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -105,14 +104,24 @@ def docker_leftovers(docker_client, scratch: Path) -> dict[str, list[str]]:
         for line in Path("/proc/self/mountinfo").read_text().splitlines()
         if line.split()[4].startswith(under)
     ]
-    loops = subprocess.run(["losetup", "-a", "-J"], capture_output=True, text=True, check=True).stdout
-    devices = json.loads(loops)["loopdevices"] if loops.strip() else []
     return {
         "containers": [c["Id"][:12] for c in containers if ours(c.get("Labels"))],
         "volumes": [v["Name"] for v in volumes if ours(v.get("Labels"))],
         "mounts": mounts,
-        "loop devices": [d["name"] for d in devices if (d.get("back-file") or "").startswith(under)],
+        "loop devices": [name for name, backing in loop_devices().items() if backing.startswith(under)],
     }
+
+
+def loop_devices() -> dict[str, str]:
+    """{loop device: its backing file}, read from sysfs (`losetup -J` can print a half-written table while
+    other tests attach and detach devices)."""
+    devices = {}
+    for backing_file in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            devices[backing_file.parent.parent.name] = backing_file.read_text().strip()
+        except OSError:  # detached between the glob and the read
+            continue
+    return devices
 
 
 @pytest.mark.slow
