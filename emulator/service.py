@@ -74,7 +74,9 @@ class _ServerThread:
         bound_host, bound_port = self.socket.getsockname()[:2]
         shown_host = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.base_url = f"http://{shown_host}:{bound_port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+        # log_config=None: an embedded server must not dictConfig its host process's logging (uvicorn's
+        # default config drops the handlers a test or an application put on the "uvicorn.*" loggers)
+        config = uvicorn.Config(app, log_level="warning", log_config=None, lifespan="off", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.socket]}, name="emulator-http", daemon=True

@@ -18,18 +18,19 @@ from emulator.engine.faults import FaultContext, body_text, http_error_parts
 from emulator.engine.turn import complete_turn, may_block, prepare_turn, run_turn, stage_turn_uploads
 from emulator.errors import APIError
 from emulator.runtime import Runtime
-from emulator.state.journal import JournalEntry, redact_headers
+from emulator.state.journal import JournalEntry, RawHeaders
 from emulator.wire.validation import validate_request
 
 
 def journal_entry(request: Request, request_id: str, body: Any) -> JournalEntry:
     # from the scope: building Starlette's `request.url` costs more than the rest of the entry
+    scope = request.scope
     return JournalEntry(
         request_id=request_id,
-        method=request.method,
-        path=request.scope["path"],
-        query=request.scope["query_string"].decode("latin-1"),
-        headers=redact_headers(request.headers.items()),
+        method=scope["method"],
+        path=scope["path"],
+        query=scope["query_string"].decode("latin-1"),
+        headers=RawHeaders(scope["headers"]),  # type: ignore[arg-type]  # decoded and redacted when read
         body=body,
     )
 

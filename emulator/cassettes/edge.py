@@ -14,6 +14,7 @@ value is scrubbed from recorded bodies too.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -38,7 +39,7 @@ from emulator.cassettes.matching import (
 )
 from emulator.cassettes.modes import DEFAULT_UPSTREAM, effective_record_mode
 from emulator.errors import APIError
-from emulator.state.journal import JournalEntry, RawJSON, redact_headers
+from emulator.state.journal import JournalEntry, RawHeaders, RawJSON
 
 if TYPE_CHECKING:
     from emulator.config import EmulatorConfig
@@ -148,7 +149,25 @@ class _RecordedAnswer:
             b"data: ",
         )
         headers.setdefault("content-type", "text/event-stream" if stream else "application/json")
+        headers.pop("content-length", None)  # ours is the body's length as sent, not the recorded header
         return cls(recorded, int(recorded["status"]["code"]), body, headers, stream)
+
+    @functools.cached_property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        encoded = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self.headers.items()]
+        return [*encoded, (b"content-length", str(len(self.body)).encode("latin-1"))]
+
+
+class _ReadyResponse(Response):
+    """A recorded JSON answer with its headers encoded once per interaction (Starlette's `Response` encodes
+    them again for every play), plus this request's id."""
+
+    def __init__(self, answer: _RecordedAnswer, request_id: str) -> None:
+        self.status_code = answer.status
+        self.body = answer.body
+        self.background = None
+        extra = [(b"request-id", request_id.encode("latin-1"))] if "request-id" not in answer.headers else []
+        self.raw_headers = [*answer.raw_headers, *extra]
 
 
 class CassetteEdge:
@@ -202,18 +221,17 @@ class CassetteEdge:
 
     async def handle(self, request: Request, runtime: Runtime, request_id: str) -> Response:
         raw = await read_capped(request, self.settings.max_body_bytes)
-        header_items = request.headers.items()
-        entry = runtime.journal.add(self._journal_entry(request, request_id, raw, header_items))
+        entry = runtime.journal.add(self._journal_entry(request, request_id, raw))
         if self.cassette.write_protected:
             # pure replay: the index key decides, as the matchers would, without a vcrpy Request
             scope = request.scope
-            content_type = next((value for name, value in header_items if name == "content-type"), "")
-            key = self._normalizer.key_of(scope["method"], scope["path"], raw, content_type)
+            content_type = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+            key = self._normalizer.key_of(scope["method"], scope["path"], raw, content_type.decode("latin-1"))
             with self._lock:
                 found = self.cassette.play_key(key)
             if found is not None:
                 return self._replay(found, request_id, entry)
-        live = self._vcr_request(request, raw, header_items)
+        live = self._vcr_request(request, raw, request.headers.items())
         with self._lock:
             if self.cassette.can_play_response_for(live):
                 recorded = self.cassette.play_response(live)
@@ -247,14 +265,14 @@ class CassetteEdge:
         answer = self._answers.get(id(recorded))
         if answer is None or answer.recorded is not recorded:
             answer = self._answers[id(recorded)] = _RecordedAnswer.of(recorded)
-        headers = dict(answer.headers)
-        headers.setdefault("request-id", request_id)
         entry.status = answer.status
         if answer.stream:
             entry.stream = True
+            headers = dict(answer.headers)
+            headers.setdefault("request-id", request_id)
             return StreamingResponse(_event_chunks(answer.body), status_code=answer.status, headers=headers)
         entry.response = RawJSON(answer.body)
-        return Response(answer.body, status_code=answer.status, headers=headers)
+        return _ReadyResponse(answer, request_id)
 
     # --- record --------------------------------------------------------------------------------------------
 
@@ -370,15 +388,14 @@ class CassetteEdge:
         entry.response = RawJSON(body)
         return Response(body, status_code=status, headers=relayed)
 
-    def _journal_entry(
-        self, request: Request, request_id: str, raw: bytes, header_items: list[tuple[str, str]]
-    ) -> JournalEntry:
+    def _journal_entry(self, request: Request, request_id: str, raw: bytes) -> JournalEntry:
+        scope = request.scope
         return JournalEntry(
             request_id=request_id,
-            method=request.method,
-            path=request.scope["path"],
-            query=request.scope["query_string"].decode("latin-1"),
-            headers=redact_headers(header_items, self._hidden_names),
+            method=scope["method"],
+            path=scope["path"],
+            query=scope["query_string"].decode("latin-1"),
+            headers=RawHeaders(scope["headers"], self._hidden_names),  # type: ignore[arg-type]
             body=RawJSON(raw),
             extra={"cassette": self._path_text},
         )

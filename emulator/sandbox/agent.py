@@ -82,6 +82,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -307,6 +308,39 @@ class _Cell:
 def _frame(obj: dict) -> bytes:
     body = json.dumps(obj, separators=(",", ":")).encode("utf-8")
     return _HEADER.pack(len(body)) + body
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        raw = f.read()
+    return int(raw[raw.rfind(b")") + 2 :].split()[1])
+
+
+def _kill_if_child_of(pid: int, parent: int) -> None:
+    """SIGKILL `pid` only if it is still the child of `parent` the /proc walk saw.
+
+    Between reading /proc and the kill the process may exit and its number go to a new process; outside a
+    pid namespace (the local backend's plain tier) that is some other program of the host. A pidfd pins
+    the process first, so the parent check and the signal are about the same one.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError as e:
+        if e.errno == errno.ENOSYS:  # a kernel without pidfds: the unchecked kill
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        return  # else it is gone already
+    except AttributeError:  # a Python without pidfds: the unchecked kill
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        return
+    try:
+        if _parent_of(pid) == parent:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except (OSError, ValueError, IndexError):
+        pass
+    finally:
+        os.close(fd)
 
 
 def _utf8_cut(data: bytes, n: int) -> int:
@@ -818,18 +852,17 @@ class Agent:
             if spare is None:
                 if not self._has_children():
                     break
-                live = [pid for pid, st, _ in self._descendants() if st != b"Z"]
+                live = [(pid, parent) for pid, st, parent in self._descendants() if st != b"Z"]
             else:
                 # the spared worker is a live child, so "no children left" can never hold: done when no
                 # other process lives and no other child of ours is left to reap (zombies the worker
                 # itself must reap do not count)
                 others = self._descendants(spare, spare_tree)
-                live = [pid for pid, st, _ in others if st != b"Z"]
+                live = [(pid, parent) for pid, st, parent in others if st != b"Z"]
                 if not live and not any(parent == me for _, _, parent in others):
                     break
-            for pid in live:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+            for pid, parent in live:
+                _kill_if_child_of(pid, parent)
             if time.monotonic() > end:
                 break
             time.sleep(0.001 if live else 0.005)

@@ -491,9 +491,29 @@ class SandboxCgroup:
             if not pids:
                 return
             for pid in pids:
+                self._kill_member(pid)
+            time.sleep(0.005)
+
+    def _kill_member(self, pid: int) -> None:
+        """SIGKILL `pid` if it is still in this group. Between reading `cgroup.procs` and the kill the
+        process may exit and its number (pid_max is often 32768) go to another program of the host; a pidfd
+        pins the process, so the membership check and the signal are about the same one."""
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError as e:
+            if e.errno == errno.ENOSYS:  # a kernel without pidfds: the unchecked kill
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.005)
+            return  # else it is gone already
+        try:
+            member = Path(f"/proc/{pid}/cgroup").read_text()
+            group = f"/{self._parent}/{self._name}" if self._parent else f"/{self._name}"
+            if any(line.endswith(group) for line in member.splitlines()):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
     def remove(self, *, wait_s: float = 2.0) -> bool:
         """Remove the group(s); exiting processes can hold a group briefly, so retry for a moment."""

@@ -67,9 +67,37 @@ def _lazy_json(name: str) -> property:
     return property(read, write)
 
 
+@dataclass(frozen=True)
+class RawHeaders:
+    """An ASGI scope's headers (latin-1 byte pairs), decoded and redacted when first read."""
+
+    items: list[tuple[bytes, bytes]]
+    extra_secrets: frozenset[str] = frozenset()
+
+    def redacted(self) -> dict[str, str]:
+        return redact_headers(
+            ((name.decode("latin-1"), value.decode("latin-1")) for name, value in self.items),
+            self.extra_secrets,
+        )
+
+
+def _lazy_headers() -> property:
+    def read(entry: JournalEntry) -> dict[str, str]:
+        value = entry.__dict__.get("_headers")
+        if isinstance(value, RawHeaders):
+            value = entry.__dict__["_headers"] = value.redacted()
+        return value  # type: ignore[no-any-return]
+
+    def write(entry: JournalEntry, value: dict[str, str] | RawHeaders) -> None:
+        entry.__dict__["_headers"] = value
+
+    return property(read, write)
+
+
 # After the dataclass is made, so that its __init__ and asdict go through the properties.
 JournalEntry.body = _lazy_json("body")  # type: ignore[assignment,method-assign]
 JournalEntry.response = _lazy_json("response")  # type: ignore[assignment,method-assign]
+JournalEntry.headers = _lazy_headers()  # type: ignore[assignment,method-assign]
 
 
 class Journal:

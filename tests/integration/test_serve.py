@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -101,3 +102,17 @@ def test_emulator_is_a_plain_library(in_process):
         )
         assert message.content[1].content.stdout == "library\n"
         assert emulator.requests[0].headers.get("authorization") == "[redacted]"
+
+
+def test_an_embedded_server_leaves_the_host_processes_logging_alone():
+    """`start_server()` runs inside the user's test process: it must not reconfigure that process's logging
+    (uvicorn's default dictConfig would drop the handlers already on the `uvicorn.*` loggers)."""
+    handler = logging.NullHandler()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(handler)
+    try:
+        with Emulator() as emulator:
+            emulator.start_server()
+            assert handler in logger.handlers
+    finally:
+        logger.removeHandler(handler)

@@ -488,3 +488,32 @@ def test_local_sandbox_type(sb):
     assert isinstance(sb, LocalSandbox)
     assert sb.tier == "none"
     assert sb.ping() < 5
+
+
+def test_the_agent_sweep_kills_only_the_process_it_saw():
+    """A pid read from /proc may belong to another program by the time it is killed (pid reuse): the
+    sweep's kill checks, on a pinned process, that it is still the child it saw."""
+    from emulator.sandbox.agent import _kill_if_child_of
+
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        _kill_if_child_of(stranger.pid, parent=1)  # what the walk saw under that number: another process
+        assert stranger.poll() is None
+        _kill_if_child_of(stranger.pid, parent=os.getpid())
+        assert stranger.wait(timeout=5) == -9
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_a_cgroup_sweep_spares_a_process_outside_the_group(tmp_path):
+    from emulator.sandbox.isolation import SandboxCgroup, detect_cgroups
+
+    group = SandboxCgroup(detect_cgroups(), "ce-sandbox-test-parent", "nobody-joined", FAST)
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        group._kill_member(stranger.pid)  # e.g. a number read from cgroup.procs, since reused
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
