@@ -6,8 +6,10 @@ same container must still answer (`echo ok` within 2 s) with no process of the s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -94,6 +96,58 @@ def test_network_only_loopback_and_host_listener_unreachable(docker_emulator):
     py, resolv = results(message)
     assert py.stdout.rstrip("\n") == "['lo']\nConnectionRefusedError\nno resolver"
     assert resolv.stdout.strip() == "0"
+    assert accepted == []
+    assert_usable(docker_emulator, message.container.id)
+
+
+def docker_bridge_addresses() -> list[str]:
+    """IPv4 addresses of this machine's Docker bridges (docker0, br-*): local addresses, on which a test may
+    start a listener of its own (sandbox-notes: the rule for network probes)."""
+    found = []
+    for interface in os.listdir("/sys/class/net"):
+        if interface != "docker0" and not interface.startswith("br-"):
+            continue
+        shown = subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "dev", interface], capture_output=True, text=True
+        )
+        found += [line.split()[3].split("/")[0] for line in shown.stdout.splitlines() if " inet " in line]
+    return found
+
+
+def test_a_listener_on_the_docker_bridge_is_unreachable(docker_emulator):
+    addresses = docker_bridge_addresses()
+    if not addresses:
+        pytest.skip(
+            "no Docker bridge on this machine (dockerd --bridge=none, as in CI): nothing to listen on"
+        )
+    listeners = []
+    for address in addresses:
+        listener = socket.socket()
+        listener.bind((address, 0))
+        listener.listen()
+        listener.setblocking(False)
+        listeners.append(listener)
+    targets = [listener.getsockname()[:2] for listener in listeners]
+    code = (
+        "import socket\n"
+        f"for target in {targets!r}:\n"
+        "    try:\n"
+        "        socket.create_connection(tuple(target), timeout=2)\n"
+        "        print('connected')\n"
+        "    except OSError as e:\n"
+        "        print(e.errno)\n"
+    )
+    try:
+        message = ask(docker_emulator, python(code))
+        (result,) = results(message)
+        accepted = []
+        for listener in listeners:
+            with contextlib.suppress(BlockingIOError):
+                accepted.append(listener.accept())
+    finally:
+        for listener in listeners:
+            listener.close()
+    assert result.stdout.split() == ["101"] * len(targets)  # ENETUNREACH: no route, no packet sent
     assert accepted == []
     assert_usable(docker_emulator, message.container.id)
 
