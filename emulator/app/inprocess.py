@@ -55,6 +55,14 @@ def _transport_error(failure: BaseException) -> httpx2.ReadError:
     return error
 
 
+def _bytes_of(chunk: object) -> bytes:
+    """A body chunk from the app, or the failure the app ended with, raised as a transport error."""
+    if isinstance(chunk, BaseException):
+        raise _transport_error(chunk)
+    assert isinstance(chunk, bytes)
+    return chunk
+
+
 # --- the calling thread's own loop --------------------------------------------------------------------------
 
 
@@ -160,10 +168,7 @@ class _LoopBody(httpx2.SyncByteStream):
             if chunk is _END:
                 self._complete = True
                 return
-            if isinstance(chunk, BaseException):
-                raise _transport_error(chunk)
-            assert isinstance(chunk, bytes)
-            yield chunk
+            yield _bytes_of(chunk)
 
     def close(self) -> None:
         self._exchange.close(body_complete=self._complete)
@@ -182,10 +187,7 @@ class _StreamedBody(httpx2.SyncByteStream):
             chunk = self._chunks.get()
             if chunk is _END:
                 return
-            if isinstance(chunk, BaseException):
-                raise _transport_error(chunk)
-            assert isinstance(chunk, bytes)
-            yield chunk
+            yield _bytes_of(chunk)
 
     def close(self) -> None:
         self._on_close()

@@ -94,6 +94,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable  # already loaded by selectors: free
 
 PROTOCOL_VERSION = 1
 _HEADER = struct.Struct(">I")
@@ -316,12 +317,12 @@ def _parent_of(pid: int) -> int:
     return int(raw[raw.rfind(b")") + 2 :].split()[1])
 
 
-def _kill_if_child_of(pid: int, parent: int) -> None:
-    """SIGKILL `pid` only if it is still the child of `parent` the /proc walk saw.
+def kill_pinned(pid: int, still_ours: Callable[[int], bool]) -> None:
+    """SIGKILL `pid` only if `still_ours(pid)` holds while the process is pinned.
 
-    Between reading /proc and the kill the process may exit and its number go to a new process; outside a
-    pid namespace (the local backend's plain tier) that is some other program of the host. A pidfd pins
-    the process first, so the parent check and the signal are about the same one.
+    A pid read from /proc or from `cgroup.procs` may belong to a new process by the time it is killed: the
+    old one exited and the number (pid_max is often 32768) went to some other program of the host. A pidfd
+    pins the process first, so the check and the signal are about the same one.
     """
     try:
         fd = os.pidfd_open(pid)
@@ -335,12 +336,17 @@ def _kill_if_child_of(pid: int, parent: int) -> None:
             os.kill(pid, signal.SIGKILL)
         return
     try:
-        if _parent_of(pid) == parent:
+        if still_ours(pid):
             signal.pidfd_send_signal(fd, signal.SIGKILL)
     except (OSError, ValueError, IndexError):
         pass
     finally:
         os.close(fd)
+
+
+def _kill_if_child_of(pid: int, parent: int) -> None:
+    """SIGKILL `pid` if it is still the child of `parent` the /proc walk saw."""
+    kill_pinned(pid, lambda pinned: _parent_of(pinned) == parent)
 
 
 def _utf8_cut(data: bytes, n: int) -> int:

@@ -23,7 +23,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import time
@@ -31,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .agent import kill_pinned
 from .base import IsolationCheck, IsolationReport, Limits
 
 # --------------------------------------------------------------------------------------------------------
@@ -495,25 +495,14 @@ class SandboxCgroup:
             time.sleep(0.005)
 
     def _kill_member(self, pid: int) -> None:
-        """SIGKILL `pid` if it is still in this group. Between reading `cgroup.procs` and the kill the
-        process may exit and its number (pid_max is often 32768) go to another program of the host; a pidfd
-        pins the process, so the membership check and the signal are about the same one."""
-        try:
-            fd = os.pidfd_open(pid)
-        except OSError as e:
-            if e.errno == errno.ENOSYS:  # a kernel without pidfds: the unchecked kill
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            return  # else it is gone already
-        try:
-            member = Path(f"/proc/{pid}/cgroup").read_text()
-            group = f"/{self._parent}/{self._name}" if self._parent else f"/{self._name}"
-            if any(line.endswith(group) for line in member.splitlines()):
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        """SIGKILL `pid` if it is still in this group (the number read from `cgroup.procs` may be reused)."""
+        group = f"/{self._parent}/{self._name}" if self._parent else f"/{self._name}"
+
+        def still_member(pinned: int) -> bool:
+            lines = Path(f"/proc/{pinned}/cgroup").read_text().splitlines()
+            return any(line.endswith(group) for line in lines)
+
+        kill_pinned(pid, still_member)
 
     def remove(self, *, wait_s: float = 2.0) -> bool:
         """Remove the group(s); exiting processes can hold a group briefly, so retry for a moment."""
