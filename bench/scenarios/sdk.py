@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from bench.core import Row, Settings, Skip, ratio_row, skipped, stats_ms, time_calls, time_interleaved
+from bench.core import Row, Settings, ratio_row, stats_ms, time_calls, time_interleaved
 from bench.support import (
     API_KEY,
     FloorServer,
@@ -110,9 +110,7 @@ class Numbered:
 
 
 @contextmanager
-def replaying_emulator(
-    settings: Settings, n: int, warmup: int
-) -> Iterator[tuple[Emulator, bytes, dict[str, str]]]:
+def replaying_emulator(n: int, warmup: int) -> Iterator[tuple[Emulator, bytes, dict[str, str]]]:
     """An emulator in replay mode over a cassette holding the answers of the requests the scenario sends."""
     with Emulator() as recorder:
         client = recorder.anthropic_client()
@@ -121,12 +119,39 @@ def replaying_emulator(
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
         path = Path(tmp) / "replay.yaml"
         write_replay_cassette(path, n + warmup + 5, body, headers)
-        try:
-            emulator = Emulator(mode="replay", cassette=path)
-        except TypeError as error:
-            raise Skip(f"replay mode (issue #6) is not available: {error}") from None
-        with emulator:
+        with Emulator(mode="replay", cassette=path) as emulator:
             yield emulator, body, headers
+
+
+def scripted_info_row(
+    scenario_id: str,
+    name: str,
+    *,
+    in_process: bool,
+    baseline_for: Callable[[bytes, dict[str, str]], anthropic.Anthropic],
+    baseline_name: str,
+    note: str,
+    n: int,
+    warmup: int,
+) -> Row:
+    """The emulate-mode text turn (a script queued per call) next to a replay row, against a baseline
+    client that `baseline_for` makes answer the same bytes: shown as information, not judged."""
+    params = message_params()
+    with Emulator() as emulator:
+        client = emulator.anthropic_client(in_process=in_process, api_key=API_KEY)
+        emulator.add_turn(text("hello"))
+        baseline = baseline_for(*raw_response(client, **params))
+
+        def scripted() -> None:
+            emulator.add_turn(text("hello"))
+            client.messages.create(**params)
+
+        subject_s, baseline_s = time_interleaved(
+            scripted, lambda: baseline.messages.create(**params), n=n, warmup=warmup
+        )
+    row = ratio_row(scenario_id, name, subject_s, baseline_s, baseline_name, 1.0)
+    row.status, row.target, row.note = "info", None, note
+    return row
 
 
 def p1_in_process(settings: Settings) -> list[Row]:
@@ -134,96 +159,69 @@ def p1_in_process(settings: Settings) -> list[Row]:
     warmup = 20
     covered = respx_covers_httpx2()
     respx_note = "" if covered else " (respx patches httpx/httpcore only, not the SDK's httpx2/httpcore2)"
-    rows: list[Row] = []
-    try:
-        with replaying_emulator(settings, n, warmup) as (emulator, body, headers):
-            subject = Numbered(emulator.anthropic_client())
-            baseline = Numbered(mock_client(body, headers))
-            subject_s, baseline_s = time_interleaved(subject, baseline, n=n, warmup=warmup)
-        rows.append(
-            ratio_row(
-                "P1",
-                "in-process replayed turn (SDK, cassette)",
-                subject_s,
-                baseline_s,
-                "mock transport",
-                1.3,
-                "baseline: the SDK over httpx2.MockTransport returning the same bytes" + respx_note,
-            )
-        )
-    except Skip as reason:
-        rows.append(skipped("P1", "in-process replayed turn (SDK, cassette)", str(reason), "ratio <= 1.3"))
-
-    params = message_params()
-    with Emulator() as emulator:
-        client = emulator.anthropic_client()
-        emulator.add_turn(text("hello"))
-        body, headers = raw_response(client, **params)
-
-        def scripted() -> None:
-            emulator.add_turn(text("hello"))
-            client.messages.create(**params)
-
-        mock = mock_client(body, headers)
-        subject_s, baseline_s = time_interleaved(
-            scripted, lambda: mock.messages.create(**params), n=n, warmup=warmup
-        )
-    row = ratio_row("P1", "in-process scripted text turn (SDK)", subject_s, baseline_s, "mock transport", 1.3)
-    row.status, row.target = "info", None
-    row.note = "emulate mode (script queue, engine, validation); same baseline"
-    rows.append(row)
-    return rows
+    with replaying_emulator(n, warmup) as (emulator, body, headers):
+        subject = Numbered(emulator.anthropic_client())
+        baseline = Numbered(mock_client(body, headers))
+        subject_s, baseline_s = time_interleaved(subject, baseline, n=n, warmup=warmup)
+    replayed = ratio_row(
+        "P1",
+        "in-process replayed turn (SDK, cassette)",
+        subject_s,
+        baseline_s,
+        "mock transport",
+        1.3,
+        "baseline: the SDK over httpx2.MockTransport returning the same bytes" + respx_note,
+    )
+    scripted = scripted_info_row(
+        "P1",
+        "in-process scripted text turn (SDK)",
+        in_process=True,
+        baseline_for=mock_client,
+        baseline_name="mock transport",
+        note="emulate mode (script queue, engine, validation); same baseline",
+        n=n,
+        warmup=warmup,
+    )
+    return [replayed, scripted]
 
 
 def p2_http(settings: Settings) -> list[Row]:
     n = settings.n(600)
     warmup = 20
-    rows: list[Row] = []
     with FloorServer() as floor:
         floor_client = anthropic.Anthropic(base_url=floor.url, api_key=API_KEY, max_retries=0)
-        try:
-            with replaying_emulator(settings, n, warmup) as (emulator, body, headers):
-                floor.set(body, headers)
-                subject = Numbered(emulator.anthropic_client(in_process=False, api_key=API_KEY))
-                subject_s, baseline_s = time_interleaved(subject, Numbered(floor_client), n=n, warmup=warmup)
-                sockets = tcp_nodelay_of_open_sockets()
-            note = (
-                f"baseline: bare ASGI app under uvicorn, same bytes; connected loopback TCP sockets of this "
-                f"process with TCP_NODELAY on/off: {sockets['nodelay_on']}/{sockets['nodelay_off']}"
-            )
-            row = ratio_row(
-                "P2",
-                "HTTP replayed turn (SDK, keep-alive)",
-                subject_s,
-                baseline_s,
-                "uvicorn floor",
-                1.2,
-                note,
-            )
-            row.extra["sockets"] = sockets
-            rows.append(row)
-        except Skip as reason:
-            rows.append(skipped("P2", "HTTP replayed turn (SDK, keep-alive)", str(reason), "ratio <= 1.2"))
 
-        params = message_params()
-        with Emulator() as emulator:
-            client = emulator.anthropic_client(in_process=False, api_key=API_KEY)
-            emulator.add_turn(text("hello"))
-            body, headers = raw_response(client, **params)
+        def floor_answering(body: bytes, headers: dict[str, str]) -> anthropic.Anthropic:
             floor.set(body, headers)
+            return floor_client
 
-            def scripted() -> None:
-                emulator.add_turn(text("hello"))
-                client.messages.create(**params)
-
-            subject_s, baseline_s = time_interleaved(
-                scripted, lambda: floor_client.messages.create(**params), n=n, warmup=warmup
-            )
-    row = ratio_row("P2", "HTTP scripted text turn (SDK)", subject_s, baseline_s, "uvicorn floor", 1.2)
-    row.status, row.target = "info", None
-    row.note = "emulate mode; same floor"
-    rows.append(row)
-    return rows
+        with replaying_emulator(n, warmup) as (emulator, body, headers):
+            floor.set(body, headers)
+            subject = Numbered(emulator.anthropic_client(in_process=False, api_key=API_KEY))
+            subject_s, baseline_s = time_interleaved(subject, Numbered(floor_client), n=n, warmup=warmup)
+            sockets = tcp_nodelay_of_open_sockets()
+        replayed = ratio_row(
+            "P2",
+            "HTTP replayed turn (SDK, keep-alive)",
+            subject_s,
+            baseline_s,
+            "uvicorn floor",
+            1.2,
+            f"baseline: bare ASGI app under uvicorn, same bytes; connected loopback TCP sockets of this "
+            f"process with TCP_NODELAY on/off: {sockets['nodelay_on']}/{sockets['nodelay_off']}",
+        )
+        replayed.extra["sockets"] = sockets
+        scripted = scripted_info_row(
+            "P2",
+            "HTTP scripted text turn (SDK)",
+            in_process=False,
+            baseline_for=floor_answering,
+            baseline_name="uvicorn floor",
+            note="emulate mode; same floor",
+            n=n,
+            warmup=warmup,
+        )
+    return [replayed, scripted]
 
 
 def _first_event_time(client: anthropic.Anthropic, params: dict[str, Any]) -> tuple[float, float, str]:

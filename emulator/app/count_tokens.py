@@ -10,7 +10,7 @@ from emulator.app.auth import check_auth
 from emulator.app.body import read_json
 from emulator.app.errors import json_response
 from emulator.app.messages import apply_request_faults
-from emulator.engine.faults import FaultContext, body_text
+from emulator.engine.faults import FaultContext
 from emulator.engine.turn import estimate_tokens
 from emulator.errors import InvalidRequestError
 from emulator.runtime import Runtime
@@ -23,7 +23,7 @@ async def count_tokens(request: Request, runtime: Runtime, request_id: str) -> R
     context = FaultContext(
         request_number=runtime.next_request_number(),
         endpoint="/v1/messages/count_tokens",
-        body_text=body_text(body),
+        body=body,
     )
     await apply_request_faults(runtime, context)
     if not isinstance(body, dict):

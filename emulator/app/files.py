@@ -91,9 +91,7 @@ async def _begin(
     """Auth, the journal entry, then injected faults (`endpoint` is the route, e.g. `/v1/files/{file_id}`)."""
     check_auth(request.headers, runtime.config.api_key)
     entry = runtime.journal.add(journal_entry(request, request_id, None))
-    context = FaultContext(
-        request_number=runtime.next_request_number(), endpoint=endpoint, body_text=body_text
-    )
+    context = FaultContext(request_number=runtime.next_request_number(), endpoint=endpoint, body=body_text)
     try:
         await apply_request_faults(runtime, context)
     except APIError as error:

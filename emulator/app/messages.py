@@ -14,7 +14,7 @@ from emulator.app.body import read_json
 from emulator.app.errors import json_response
 from emulator.app.streaming import sse_stream
 from emulator.engine.betas import parse_betas
-from emulator.engine.faults import FaultContext, body_text, http_error_parts
+from emulator.engine.faults import FaultContext, http_error_parts
 from emulator.engine.turn import complete_turn, may_block, prepare_turn, run_turn, stage_turn_uploads
 from emulator.errors import APIError
 from emulator.runtime import Runtime
@@ -53,7 +53,7 @@ async def create_message(request: Request, runtime: Runtime, request_id: str) ->
     body = await read_json(request, runtime.config.max_body_bytes)
     entry = runtime.journal.add(journal_entry(request, request_id, body))
     context = FaultContext(
-        request_number=runtime.next_request_number(), endpoint=request.url.path, body_text=body_text(body)
+        request_number=runtime.next_request_number(), endpoint=request.scope["path"], body=body
     )
     try:
         await apply_request_faults(runtime, context)

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from emulator.engine.betas import parse_betas
-from emulator.engine.faults import FaultContext, body_text
+from emulator.engine.faults import FaultContext
 from emulator.engine.turn import EngineServices, complete_turn, prepare_turn, stage_turn_uploads
 from emulator.errors import APIError, InvalidRequestError
 from emulator.state.batches import BatchRecord, BatchStore
@@ -87,9 +87,7 @@ class BatchProcessor:
         request_id = self._services.ids.request()
         try:
             self._validate(params)
-            context = FaultContext(
-                request_number=number, endpoint="/v1/messages/batches", body_text=body_text(params)
-            )
+            context = FaultContext(request_number=number, endpoint="/v1/messages/batches", body=params)
             prepared = prepare_turn(params, parse_betas([]), self._services, context)
             prepared = stage_turn_uploads(prepared, self._services)
             message = complete_turn(prepared, self._services)

@@ -113,8 +113,13 @@ class FaultContext:
 
     request_number: int
     endpoint: str
-    body_text: str
+    #: the request body (parsed JSON, or text); turned into text only for a fault that has a `match`
+    body: Any
     tool: str | None = None
+
+    @property
+    def body_text(self) -> str:
+        return self.body if isinstance(self.body, str) else body_text(self.body)
 
 
 def _matches(fault: Fault, context: FaultContext) -> bool:
